@@ -451,3 +451,38 @@ func Child(role string, args ...string) *exec.Cmd {
 	cmd.Stderr = os.Stderr
 	return cmd
 }
+
+// Validate checks a document against the BENCH.md contract: results present,
+// each naming workload, system and repeat with at least one positive measure,
+// Tapewire among the systems, every ratio a positive finite number.
+func Validate(doc Document) error {
+	var problems []string
+	if doc.Bench == "" {
+		problems = append(problems, "missing bench name")
+	}
+	if len(doc.Results) == 0 {
+		problems = append(problems, "no results")
+	}
+	ours := false
+	for i, r := range doc.Results {
+		if r.Workload == "" || r.System == "" {
+			problems = append(problems, fmt.Sprintf("results[%d] lacks workload or system", i))
+		}
+		if r.OpsPerSec <= 0 && r.BytesPerSec <= 0 && r.P50Ns <= 0 {
+			problems = append(problems, fmt.Sprintf("results[%d] (%s/%s) has no positive ops_per_sec, bytes_per_sec or p50_ns", i, r.Workload, r.System))
+		}
+		ours = ours || r.System == Ours
+	}
+	if !ours {
+		problems = append(problems, "no result with system \"tapewire\"")
+	}
+	for i, r := range doc.Ratios {
+		if !(r.MedianRatio > 0) || r.MedianRatio > 1e300 {
+			problems = append(problems, fmt.Sprintf("ratios[%d] median_ratio is not a positive finite number: %v", i, r.MedianRatio))
+		}
+	}
+	if len(problems) > 0 {
+		return fmt.Errorf("%s", strings.Join(problems, "; "))
+	}
+	return nil
+}

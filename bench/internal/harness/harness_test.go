@@ -136,3 +136,22 @@ type testError struct{}
 func (testError) Error() string { return "boom" }
 
 var errTest = testError{}
+
+func TestValidateRejectsBrokenDocuments(t *testing.T) {
+	good := Document{Bench: "b", Results: []Result{{Workload: "w", System: Ours, OpsPerSec: 1}}, Ratios: []Ratio{{MedianRatio: 1.5}}}
+	if err := Validate(good); err != nil {
+		t.Fatalf("good document rejected: %v", err)
+	}
+	for name, doc := range map[string]Document{
+		"no results":     {Bench: "b"},
+		"no tapewire":    {Bench: "b", Results: []Result{{Workload: "w", System: "peer", OpsPerSec: 1}}},
+		"no measure":     {Bench: "b", Results: []Result{{Workload: "w", System: Ours}}},
+		"zero ratio":     {Bench: "b", Results: good.Results, Ratios: []Ratio{{MedianRatio: 0}}},
+		"infinite ratio": {Bench: "b", Results: good.Results, Ratios: []Ratio{{MedianRatio: math.Inf(1)}}},
+		"NaN ratio":      {Bench: "b", Results: good.Results, Ratios: []Ratio{{MedianRatio: math.NaN()}}},
+	} {
+		if Validate(doc) == nil {
+			t.Errorf("%s: accepted", name)
+		}
+	}
+}
