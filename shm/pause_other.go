@@ -1,0 +1,17 @@
+//go:build !amd64
+
+package shm
+
+import "sync/atomic"
+
+// spinSink defeats elimination of the portable spin loop.
+var spinSink uint32
+
+// spinPause is the portable fallback for architectures without the PAUSE
+// stub: a short loop of atomic loads, which at least does not starve a
+// sibling thread of the memory bus.
+func spinPause(n uint32) {
+	for i := uint32(0); i < n; i++ {
+		atomic.LoadUint32(&spinSink)
+	}
+}
