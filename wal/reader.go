@@ -1,0 +1,223 @@
+package wal
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+
+	"github.com/tapewire/tapewire/vfs"
+)
+
+// Reader iterates over records in LSN order from a starting LSN. Next returns
+// io.EOF when it has returned everything durable (a Reader of a live Log can
+// be called again later to continue). A Reader is used by one goroutine.
+type Reader struct {
+	fs    vfs.FS
+	log   *Log // nil for a Reader over an inspected directory
+	segs  []segRef
+	limit LSN // last LSN that may be returned
+
+	from LSN
+	next LSN // LSN of the next record in the log (not necessarily returned)
+	seg  int // index in segs of the open segment, -1 before the first
+	file vfs.File
+	win  *segWindow
+	pos  int64 // offset of the next frame in the open segment
+
+	frame  []byte // current frame; records in [recPos, frameLen)
+	recPos int
+	recEnd int
+	left   uint32 // records left in the current frame
+}
+
+type segRef struct {
+	id       uint64
+	path     string
+	firstLSN LSN
+}
+
+const readerChunkBytes = 8 << 20
+
+// NewReader returns a Reader of l's records from LSN from (inclusive).
+func (l *Log) NewReader(from LSN) (*Reader, error) {
+	r := &Reader{fs: l.fs, log: l, from: max(from, 1), seg: -1}
+	r.refresh()
+	return r, r.seek()
+}
+
+// NewReader returns a Reader of the records of the recovered log the report
+// describes, from LSN from. It reads files, so the directory must not change
+// meanwhile (it is meant for tools working on a stopped appliance).
+func (rep *Report) NewReader(fs vfs.FS, from LSN) (*Reader, error) {
+	r := &Reader{fs: fs, from: max(from, 1), seg: -1, limit: rep.LastLSN}
+	for i := 0; i < rep.chainLen; i++ {
+		s := rep.scans[i]
+		r.segs = append(r.segs, segRef{id: s.id, path: s.path, firstLSN: s.hdr.FirstLSN})
+	}
+	return r, r.seek()
+}
+
+func (r *Reader) refresh() {
+	if r.log == nil {
+		return
+	}
+	r.log.mu.Lock()
+	r.segs = r.segs[:0]
+	for _, s := range r.log.segments {
+		if s.firstLSN != 0 {
+			r.segs = append(r.segs, segRef{id: s.id, path: s.path, firstLSN: s.firstLSN})
+		}
+	}
+	r.limit = LSN(r.log.durable.Load())
+	r.log.mu.Unlock()
+}
+
+// seek opens the segment holding r.from.
+func (r *Reader) seek() error {
+	idx := -1
+	for i, s := range r.segs {
+		if s.firstLSN <= r.from {
+			idx = i
+		}
+	}
+	if len(r.segs) > 0 && idx < 0 {
+		return fmt.Errorf("wal: reader from LSN %d: the log starts at LSN %d (truncated)", r.from, r.segs[0].firstLSN)
+	}
+	if idx < 0 {
+		r.next = r.from
+		return nil
+	}
+	return r.open(idx)
+}
+
+func (r *Reader) open(idx int) error {
+	if r.file != nil {
+		_ = r.file.Close()
+		r.file = nil
+	}
+	s := r.segs[idx]
+	f, err := r.fs.Open(s.path, vfs.FlagDirect)
+	if err != nil {
+		return fmt.Errorf("wal: reader: open segment %d: %w", s.id, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return fmt.Errorf("wal: reader: stat segment %d: %w", s.id, err)
+	}
+	if r.win == nil {
+		r.win = newSegWindow(f, st.Size, readerChunkBytes)
+	}
+	r.win.f, r.win.size, r.win.bufOff, r.win.bufLen = f, st.Size, 0, 0
+	r.file, r.seg, r.pos, r.next, r.left = f, idx, SegmentHeaderSize, s.firstLSN, 0
+	return nil
+}
+
+// Close releases the Reader's file.
+func (r *Reader) Close() error {
+	if r.file != nil {
+		err := r.file.Close()
+		r.file = nil
+		return err
+	}
+	return nil
+}
+
+// Next returns the next record. Its Payload is valid until the next call.
+// Read path: it does not allocate per record.
+func (r *Reader) Next() (Record, error) {
+	for {
+		if r.left > 0 {
+			rec, n, err := decodeRecord(r.frame, r.recPos, r.recEnd, r.next)
+			if err != nil {
+				return Record{}, r.corrupt(fmt.Sprintf("frame at offset %d: %v", r.pos, err))
+			}
+			r.recPos += n
+			r.left--
+			r.next++
+			if rec.LSN >= r.from {
+				return rec, nil
+			}
+			continue
+		}
+		if r.next > r.limit {
+			r.refresh()
+			if r.next > r.limit {
+				return Record{}, io.EOF
+			}
+		}
+		if r.seg < 0 {
+			if err := r.seek(); err != nil {
+				return Record{}, err
+			}
+			if r.seg < 0 {
+				return Record{}, io.EOF
+			}
+		}
+		if err := r.nextFrame(); err != nil {
+			return Record{}, err
+		}
+	}
+}
+
+// nextFrame loads the frame holding r.next, moving to the next segment when
+// the current one has no more.
+func (r *Reader) nextFrame() error {
+	for retried := false; ; {
+		s := r.segs[r.seg]
+		b, err := r.win.at(r.pos, BlockSize)
+		if err != nil {
+			return err
+		}
+		h, st := peekFrame(b, s.id, r.pos, r.win.size-r.pos)
+		if st == stateValid {
+			fb, err := r.win.at(r.pos, int(h.Length))
+			if err != nil {
+				return err
+			}
+			if len(fb) == int(h.Length) && checkFrame(fb, h, r.pos) && h.FirstLSN == r.next {
+				r.frame, r.recPos, r.recEnd, r.left = fb, FrameHeaderSize, int(h.Length), h.Count
+				r.pos += alignBlock(int64(h.Length))
+				if h.Count > 0 && h.LastLSN() >= r.from && h.FirstLSN < r.from {
+					// Skip the records before from inside this frame.
+					return nil
+				}
+				if h.Count == 0 || h.LastLSN() < r.from {
+					r.next += LSN(h.Count)
+					r.left = 0
+					continue
+				}
+				return nil
+			}
+		}
+		// No frame for r.next here: the segment ended, or the log moved on.
+		if r.seg+1 >= len(r.segs) {
+			r.refresh()
+		}
+		if r.seg+1 < len(r.segs) && r.segs[r.seg+1].firstLSN == r.next {
+			if err := r.open(r.seg + 1); err != nil {
+				return err
+			}
+			continue
+		}
+		if r.log != nil && !retried {
+			// A live log may have written this block after we read it.
+			r.win.bufLen = 0
+			retried = true
+			continue
+		}
+		return r.corrupt(fmt.Sprintf("no valid frame with LSN %d at offset %d (found %s)", r.next, r.pos, st))
+	}
+}
+
+func (r *Reader) corrupt(reason string) error {
+	s := r.segs[r.seg]
+	return &CorruptionError{Dir: filepath.Dir(s.path), Segment: s.id, Offset: r.pos, Reason: reason}
+}
+
+// IsCorruption reports whether err reports damaged log data.
+func IsCorruption(err error) bool {
+	var c *CorruptionError
+	return errors.As(err, &c)
+}

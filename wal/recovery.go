@@ -1,0 +1,451 @@
+package wal
+
+import (
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"io"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/tapewire/tapewire/vfs"
+)
+
+const segmentSuffix = ".wal"
+
+// SegmentName is the file name of segment id.
+func SegmentName(id uint64) string { return fmt.Sprintf("%016d%s", id, segmentSuffix) }
+
+func parseSegmentName(name string) (uint64, bool) {
+	if !strings.HasSuffix(name, segmentSuffix) || len(name) != 16+len(segmentSuffix) {
+		return 0, false
+	}
+	id, err := strconv.ParseUint(strings.TrimSuffix(name, segmentSuffix), 10, 64)
+	return id, err == nil && id > 0
+}
+
+// CorruptionError is returned by Open (and by a Reader) when acknowledged
+// data is damaged or missing. It names the segment and the byte offset in it.
+type CorruptionError struct {
+	Dir     string
+	Segment uint64
+	Offset  int64
+	Reason  string
+}
+
+func (e *CorruptionError) Error() string {
+	return fmt.Sprintf("wal: corruption in %s segment %d (%s) at offset %d: %s; refusing to open (inspect with `appliance wal verify %s`)",
+		e.Dir, e.Segment, SegmentName(e.Segment), e.Offset, e.Reason, e.Dir)
+}
+
+// SegmentInfo describes one segment file as recovery found it.
+type SegmentInfo struct {
+	ID        uint64 `json:"id"`
+	Name      string `json:"name"`
+	SizeBytes int64  `json:"size_bytes"`
+	Header    string `json:"header"` // valid, zero, torn, foreign, short
+	FirstLSN  LSN    `json:"first_lsn,omitempty"`
+	LastLSN   LSN    `json:"last_lsn,omitempty"`
+	Frames    int    `json:"frames"`         // frames in the recovered log
+	Outside   int    `json:"outside_frames"` // valid frames not in the recovered log
+	InLog     bool   `json:"in_log"`
+	EndOffset int64  `json:"end_offset,omitempty"` // first byte after its last frame in the log
+}
+
+// Report is the result of Inspect: the recovered log, the evidence about what
+// follows it, and the decision table's verdict.
+type Report struct {
+	Dir      string       `json:"dir"`
+	LogUUID  string       `json:"log_uuid,omitempty"`
+	Decision Decision     `json:"decision"`
+	Evidence TailEvidence `json:"evidence"`
+	// The recovered log holds LSNs [FirstLSN, LastLSN]; empty when
+	// LastLSN < FirstLSN.
+	FirstLSN LSN `json:"first_lsn"`
+	LastLSN  LSN `json:"last_lsn"`
+	// EndSegment and EndOffset: where the recovered log ends (the next frame
+	// would start there).
+	EndSegment uint64 `json:"end_segment"`
+	EndOffset  int64  `json:"end_offset"`
+	// For Corrupt: the place that proves the damage and what it is.
+	ProblemSegment uint64 `json:"problem_segment,omitempty"`
+	ProblemOffset  int64  `json:"problem_offset,omitempty"`
+	Problem        string `json:"problem,omitempty"`
+
+	Frames   int64         `json:"frames"`
+	Records  int64         `json:"records"`
+	Bytes    int64         `json:"bytes_scanned"`
+	Segments []SegmentInfo `json:"segments"`
+
+	uuid     [16]byte
+	scans    []*segScan
+	chainLen int        // segments [0, chainLen) hold the recovered log
+	orphans  []frameLoc // outside frames in or after the end segment
+}
+
+// Err returns a *CorruptionError for a Corrupt verdict, nil otherwise.
+func (r *Report) Err() error {
+	if r.Decision.Verdict != Corrupt {
+		return nil
+	}
+	return &CorruptionError{Dir: r.Dir, Segment: r.ProblemSegment, Offset: r.ProblemOffset,
+		Reason: r.Problem + " [rule " + strconv.Itoa(r.Decision.Rule) + ": " + r.Decision.Reason + "]"}
+}
+
+type frameLoc struct {
+	seg  int // index into scans
+	off  int64
+	h    FrameHeader
+	next headerState // what the block after the frame holds
+}
+
+type segScan struct {
+	id        uint64
+	path      string
+	size      int64
+	hdr       SegmentHeader
+	hdrState  headerState
+	frames    []frameLoc  // valid frames, offset order
+	firstNext headerState // what the block at SegmentHeaderSize holds if no frame
+}
+
+// segWindow reads a segment file through one aligned buffer.
+type segWindow struct {
+	f      vfs.File
+	size   int64
+	buf    []byte
+	bufOff int64
+	bufLen int
+}
+
+func newSegWindow(f vfs.File, size int64, chunk int) *segWindow {
+	return &segWindow{f: f, size: size, buf: vfs.AlignedBuffer(chunk)}
+}
+
+// at returns up to n bytes at off (fewer at the end of the file).
+func (w *segWindow) at(off int64, n int) ([]byte, error) {
+	if off >= w.size {
+		return nil, nil
+	}
+	n = int(min(int64(n), w.size-off))
+	if off >= w.bufOff && off+int64(n) <= w.bufOff+int64(w.bufLen) {
+		s := int(off - w.bufOff)
+		return w.buf[s : s+n], nil
+	}
+	start := off &^ (BlockSize - 1)
+	need := int(alignBlock(off + int64(n) - start))
+	if need > len(w.buf) {
+		w.buf = vfs.AlignedBuffer(need)
+	}
+	want := int(min(int64(len(w.buf)), alignBlock(w.size-start)))
+	got, err := w.f.ReadAt(w.buf[:want], start)
+	if err != nil && !errors.Is(err, io.EOF) {
+		return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), start, err)
+	}
+	w.bufOff, w.bufLen = start, got
+	s := int(off - start)
+	if s >= got {
+		return nil, nil
+	}
+	return w.buf[s:min(s+n, got)], nil
+}
+
+const scanChunkBytes = 4 << 20
+
+func scanSegment(fs vfs.FS, path string, id uint64, buf *segWindow) (*segScan, error) {
+	f, err := fs.Open(path, vfs.FlagDirect)
+	if err != nil {
+		return nil, fmt.Errorf("wal: open segment %s: %w", path, err)
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("wal: stat segment %s: %w", path, err)
+	}
+	s := &segScan{id: id, path: path, size: st.Size, firstNext: stateShort}
+	buf.f, buf.size, buf.bufOff, buf.bufLen = f, st.Size, 0, 0
+	hb, err := buf.at(0, SegmentHeaderSize)
+	if err != nil {
+		return nil, err
+	}
+	if len(hb) < SegmentHeaderSize {
+		s.hdrState = stateShort
+		if len(hb) >= 64 && isZero(hb) {
+			s.hdrState = stateZero
+		}
+	} else {
+		s.hdr, s.hdrState, _ = decodeSegmentHeader(hb, id)
+	}
+	prevEnded := true // the block at off follows a valid frame (or the header)
+	setNext := func(st headerState) {
+		if !prevEnded {
+			return
+		}
+		if n := len(s.frames); n > 0 {
+			s.frames[n-1].next = st
+		} else {
+			s.firstNext = st
+		}
+		prevEnded = false
+	}
+	off := int64(SegmentHeaderSize)
+	for off < s.size {
+		b, err := buf.at(off, BlockSize)
+		if err != nil {
+			return nil, err
+		}
+		h, state := peekFrame(b, id, off, s.size-off)
+		if state == stateValid {
+			fb, err := buf.at(off, int(h.Length))
+			if err != nil {
+				return nil, err
+			}
+			if len(fb) == int(h.Length) && checkFrame(fb, h, off) {
+				if prevEnded {
+					setNext(stateValid)
+				}
+				s.frames = append(s.frames, frameLoc{off: off, h: h, next: stateShort})
+				prevEnded = true
+				off += alignBlock(int64(h.Length))
+				continue
+			}
+			state = stateTorn
+		}
+		setNext(state)
+		off += BlockSize
+	}
+	// The block after the last frame lies at or past the end of the file:
+	// "zero" when the segment is full size (no room), "short" otherwise.
+	if prevEnded {
+		st := stateShort
+		if s.hdrState == stateValid && s.size >= s.hdr.SegmentSizeBytes {
+			st = stateZero
+		}
+		setNext(st)
+	}
+	return s, nil
+}
+
+// listSegments returns the segment ids in dir, ascending.
+func listSegments(fs vfs.FS, dir string) ([]uint64, error) {
+	names, err := fs.List(dir)
+	if err != nil {
+		return nil, fmt.Errorf("wal: list %s: %w", dir, err)
+	}
+	var ids []uint64
+	for _, n := range names {
+		if id, ok := parseSegmentName(n); ok {
+			ids = append(ids, id)
+		}
+	}
+	sort.Slice(ids, func(i, j int) bool { return ids[i] < ids[j] })
+	return ids, nil
+}
+
+// Inspect reads every segment in dir and classifies the log without changing
+// anything. I/O errors are returned; damage is reported in the Report (see
+// Report.Err).
+func Inspect(fs vfs.FS, dir string) (*Report, error) {
+	ids, err := listSegments(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	r := &Report{Dir: dir, FirstLSN: 1}
+	win := newSegWindow(nil, 0, scanChunkBytes)
+	for _, id := range ids {
+		s, err := scanSegment(fs, filepath.Join(dir, SegmentName(id)), id, win)
+		if err != nil {
+			return nil, err
+		}
+		r.Bytes += s.size
+		r.scans = append(r.scans, s)
+	}
+	r.analyze()
+	return r, nil
+}
+
+// analyze builds the recovered chain, gathers the evidence and classifies.
+func (r *Report) analyze() {
+	var (
+		expected    LSN = 1
+		tag         uint64
+		haveUUID    bool
+		inChain     = map[[2]int64]bool{} // (segment index, offset) of chain frames
+		endSeg      = -1                  // index of the segment holding the end position
+		endOff      int64
+		endState    = stateZero
+		lastIsClose bool
+		badHeader   = -1 // segment whose invalid header is part of the end unit
+	)
+	ev := TailEvidence{}
+	for i, s := range r.scans {
+		if s.hdrState == stateValid && !haveUUID {
+			r.uuid, haveUUID = s.hdr.LogUUID, true
+			tag = logTag(r.uuid)
+		}
+		if i == 0 && s.hdrState == stateValid {
+			expected = s.hdr.FirstLSN
+			r.FirstLSN = expected
+		}
+		if s.hdrState != stateValid || s.hdr.FirstLSN != expected || s.hdr.LogUUID != r.uuid {
+			if i == 0 || r.chainLen == i {
+				badHeader = i
+			}
+			if endSeg < 0 {
+				// No chain segment yet: the end is this header itself.
+				endSeg, endOff, endState = i, 0, s.hdrState
+				if endState == stateValid {
+					endState = stateForeign // valid header that does not continue the log
+				}
+			}
+			break
+		}
+		r.chainLen = i + 1
+		pos := int64(SegmentHeaderSize)
+		next := s.firstNext
+		for _, f := range s.frames {
+			if f.off != pos || f.h.FirstLSN != expected || f.h.LogTag != tag {
+				break
+			}
+			inChain[[2]int64{int64(i), f.off}] = true
+			expected += LSN(f.h.Count)
+			lastIsClose = f.h.IsClose()
+			pos = f.off + alignBlock(int64(f.h.Length))
+			next = f.next
+			r.Frames++
+			r.Records += int64(f.h.Count)
+		}
+		endSeg, endOff, endState = i, pos, next
+		if i+1 < len(r.scans) {
+			n := r.scans[i+1]
+			if n.hdrState == stateValid && n.hdr.FirstLSN == expected && n.hdr.LogUUID == r.uuid {
+				continue // the log goes on in the next segment
+			}
+			badHeader = i + 1
+		}
+		break
+	}
+	r.LastLSN = expected - 1
+	last := r.LastLSN
+
+	// Evidence from everything outside the chain.
+	problemSeg, problemOff, problem := -1, int64(0), ""
+	note := func(seg int, off int64, what string) {
+		if problemSeg < 0 {
+			problemSeg, problemOff, problem = seg, off, what
+		}
+	}
+	var declared int64
+	for _, s := range r.scans {
+		if s.hdrState == stateValid {
+			declared = s.hdr.SegmentSizeBytes
+			break
+		}
+	}
+	for i, s := range r.scans {
+		info := SegmentInfo{ID: s.id, Name: SegmentName(s.id), SizeBytes: s.size, Header: s.hdrState.String(), InLog: i < r.chainLen}
+		if s.hdrState == stateValid {
+			info.FirstLSN = s.hdr.FirstLSN
+			if s.hdr.LogUUID != r.uuid {
+				ev.OutsideContinues = true
+				note(i, 0, fmt.Sprintf("segment header belongs to another log (UUID %s, this log %s)", hex.EncodeToString(s.hdr.LogUUID[:]), hex.EncodeToString(r.uuid[:])))
+			} else if i >= r.chainLen && s.hdr.FirstLSN <= last+1 && s.hdr.FirstLSN >= r.FirstLSN {
+				ev.OutsideContinues = true
+				note(i, 0, fmt.Sprintf("segment header starts at LSN %d, inside or right after the recovered log (last LSN %d), but the segment does not continue it", s.hdr.FirstLSN, last))
+			}
+		}
+		if (s.hdrState == stateValid && s.size < s.hdr.SegmentSizeBytes) || (i < r.chainLen+1 && declared > 0 && s.size < declared && s.hdrState != stateZero) {
+			ev.End = EndShort
+			note(i, s.size, fmt.Sprintf("segment file is %d bytes, preallocated size is %d", s.size, max(declared, s.hdr.SegmentSizeBytes)))
+		}
+		for _, f := range s.frames {
+			if f.h.DurableThrough > last {
+				ev.PromiseBeyondEnd = true
+				note(endSeg, endOff, fmt.Sprintf("frame at segment %d offset %d promises LSNs through %d durable, but the log ends at LSN %d", s.id, f.off, f.h.DurableThrough, last))
+			}
+			if inChain[[2]int64{int64(i), f.off}] {
+				info.Frames++
+				if f.h.Count > 0 {
+					info.LastLSN = f.h.LastLSN()
+				}
+				continue
+			}
+			info.Outside++
+			ev.OutsideFrames = true
+			if f.h.LogTag != tag {
+				continue // a frame of another log: its promise means nothing here
+			}
+			if f.h.FirstLSN <= last+1 && !(i == badHeader && f.off == SegmentHeaderSize) {
+				ev.OutsideContinues = true
+				note(endSeg, endOff, fmt.Sprintf("frame at segment %d offset %d holds LSNs from %d, continuing a log that ends at LSN %d", s.id, f.off, f.h.FirstLSN, last))
+			}
+			if i >= max(endSeg, 0) {
+				f.seg = i
+				r.orphans = append(r.orphans, f)
+			}
+		}
+		if i < r.chainLen {
+			if i == endSeg {
+				info.EndOffset = endOff
+			} else if len(s.frames) > 0 {
+				info.EndOffset = -1
+			}
+		}
+		r.Segments = append(r.Segments, info)
+	}
+	// Fix up end offsets of full chain segments.
+	for i := range r.Segments {
+		if r.Segments[i].EndOffset == -1 {
+			r.Segments[i].EndOffset = 0
+			for _, f := range r.scans[i].frames {
+				if inChain[[2]int64{int64(i), f.off}] {
+					r.Segments[i].EndOffset = f.off + alignBlock(int64(f.h.Length))
+				}
+			}
+		}
+	}
+	switch endState {
+	case stateZero, stateValid:
+		if ev.End != EndShort {
+			ev.End = EndZero
+		}
+	case stateTorn:
+		if ev.End != EndShort {
+			ev.End = EndTorn
+		}
+	case stateForeign:
+		if ev.End != EndShort {
+			ev.End = EndForeign
+		}
+	case stateShort:
+		ev.End = EndShort
+		if endSeg >= 0 {
+			note(endSeg, endOff, fmt.Sprintf("segment file ends at %d bytes, before the end of the log", r.scans[endSeg].size))
+		}
+	}
+	if r.chainLen == 0 && len(r.scans) > 0 && endState == stateShort && r.scans[0].size == 0 {
+		// An empty file where a segment is being created: nothing there.
+		ev.End = EndZero
+		problemSeg = -1
+	}
+	ev.LastIsClose = lastIsClose
+	r.Evidence = ev
+	r.Decision = Classify(ev)
+	if haveUUID {
+		r.LogUUID = hex.EncodeToString(r.uuid[:])
+	}
+	if endSeg >= 0 {
+		r.EndSegment, r.EndOffset = r.scans[endSeg].id, endOff
+	}
+	if r.Decision.Verdict == Corrupt {
+		if problemSeg < 0 {
+			problemSeg, problemOff, problem = max(endSeg, 0), endOff, "damage at the end of the log"
+		}
+		if problemSeg < len(r.scans) {
+			r.ProblemSegment = r.scans[problemSeg].id
+		}
+		r.ProblemOffset, r.Problem = problemOff, problem
+	}
+}
