@@ -3,7 +3,6 @@ package record
 import (
 	"bytes"
 	"errors"
-	"fmt"
 	"io"
 	"testing"
 
@@ -118,7 +117,7 @@ func FuzzReader(f *testing.F) {
 				return
 			}
 			if i > len(data) {
-				t.Fatal(fmt.Sprintf("more records than bytes in %d-byte input", len(data)))
+				t.Fatalf("more records than bytes in %d-byte input", len(data))
 			}
 		}
 	})
