@@ -2,6 +2,7 @@ package wal
 
 import (
 	"os"
+	"strconv"
 	"testing"
 
 	"github.com/tapewire/tapewire/vfs"
@@ -30,3 +31,5 @@ func ext4Dir(t testing.TB) string {
 	}
 	return dir
 }
+
+func strconvItoa(n int64) string { return strconv.FormatInt(n, 10) }

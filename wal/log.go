@@ -761,23 +761,36 @@ func (l *Log) TruncateBefore(lsn LSN) error {
 	if len(victims) == 0 {
 		return nil
 	}
+	if err := l.removeSegments(victims, room); err != nil {
+		l.mu.Lock()
+		l.failLocked(err)
+		err = l.fatal
+		l.mu.Unlock()
+		return err
+	}
+	return nil
+}
+
+// removeSegments recycles (up to room) or deletes victims, the oldest
+// segments of the log, and makes that durable.
+func (l *Log) removeSegments(victims []*segment, room int) error {
 	var kept []string
 	for _, s := range victims {
 		if room > 0 {
 			dst := filepath.Join(l.dir, fmt.Sprintf("recycle-%016d.tmp", s.id))
 			if err := l.fs.Rename(s.path, dst); err != nil {
-				return fmt.Errorf("wal: recycle %s: %w", s.path, err)
+				return fmt.Errorf("recycle %s: %w", s.path, err)
 			}
 			kept = append(kept, dst)
 			room--
 			continue
 		}
 		if err := l.fs.Remove(s.path); err != nil {
-			return fmt.Errorf("wal: remove %s: %w", s.path, err)
+			return fmt.Errorf("remove %s: %w", s.path, err)
 		}
 	}
 	if err := l.fs.SyncDir(l.dir); err != nil {
-		return fmt.Errorf("wal: sync %s: %w", l.dir, err)
+		return fmt.Errorf("sync %s after truncation: %w", l.dir, err)
 	}
 	l.mu.Lock()
 	l.segments = l.segments[len(victims):]
