@@ -1,0 +1,556 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+	"unsafe"
+
+	"github.com/tapewire/tapewire/schema"
+	"github.com/tapewire/tapewire/shm"
+)
+
+// PublisherOptions tune a publisher's waiting. The zero value is usable.
+type PublisherOptions struct {
+	// BackPressureTimeout bounds how long a claim on a reliable topic waits
+	// for the slowest live subscriber to make room before it fails with
+	// ErrBackPressure. 0 means DefaultBackPressureTimeout; negative means
+	// fail at once (never wait).
+	BackPressureTimeout time.Duration
+	// SubscriberTimeout is the heartbeat age after which a subscriber that
+	// blocks the publisher is evicted even though its process still runs
+	// (it stopped polling). 0 means DefaultSubscriberTimeout.
+	SubscriberTimeout time.Duration
+}
+
+// Defaults of PublisherOptions.
+const (
+	DefaultBackPressureTimeout = time.Second
+	DefaultSubscriberTimeout   = 10 * time.Second
+	// livenessCheckInterval is how often a waiting publisher checks whether
+	// the subscriber it waits for is dead (an fcntl per check).
+	livenessCheckInterval = 2 * time.Millisecond
+	// heartbeatEveryCommits is how many commits pass between heartbeats (a
+	// clock read costs 100-400 ns on some VMs).
+	heartbeatEveryCommits = 4096
+)
+
+// Publisher is the single writer of a log topic. It holds the topic's writer
+// lock for its lifetime.
+//
+// Concurrency: a Publisher is used by one goroutine at a time. At most one
+// claim (or batch claim) is outstanding: Commit or Abort it before the next.
+type Publisher struct {
+	log      *Log
+	opts     PublisherOptions
+	reliable bool
+	capacity uint64
+	maxFrame int
+
+	tail  uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
+	seq   uint64 // sequence number of the next committed frame
+	limit uint64 // reliable: positions below limit may be written
+	epoch uint32 // registration epoch the limit was computed at
+
+	// The outstanding claim: [claimStart, claimEnd) with claimFrames frames,
+	// and the padding frame inside it, if any.
+	claimStart  uint64
+	claimEnd    uint64
+	claimFrames int
+	padPos      uint64
+	padLen      uint64
+
+	commits uint64
+	closed  bool
+
+	tailW, publishedW, publishedSeqW *uint64
+	parkedW, futexW, epochW          *uint32
+	progressParkedW, progressFutexW  *uint32
+}
+
+// Claim is space for one frame, claimed but not committed. Build the payload
+// in Payload(); the header is managed by the publisher (type and flags given
+// to Claim, sequence number and length written by Commit).
+type Claim struct {
+	frame []byte
+	pos   uint64
+}
+
+// Payload returns the frame's bytes after the 24-byte header: build the
+// flatbuffer here.
+func (c Claim) Payload() []byte { return c.frame[schema.HeaderSize:] }
+
+// Frame returns the whole frame. Bytes [0, 8) and [8, 16) belong to the
+// publisher until Commit; the caller may write publish_ns with
+// SetPublishNs and everything from byte 24.
+func (c Claim) Frame() []byte { return c.frame }
+
+// Position returns the frame's position in the topic.
+func (c Claim) Position() uint64 { return c.pos }
+
+// SetPublishNs sets the header's publish_ns. Claim sets it to 0: stamping
+// every frame with the clock is the caller's choice (it costs a clock read).
+func (c Claim) SetPublishNs(ns int64) {
+	binary.LittleEndian.PutUint64(c.frame[16:24], uint64(ns))
+}
+
+// SetType changes the header's type (Claim sets the type it was given).
+func (c Claim) SetType(t schema.Type) {
+	binary.LittleEndian.PutUint16(c.frame[4:6], uint16(t))
+}
+
+// CreateLog creates the log topic and attaches to it as its publisher.
+func CreateLog(o shm.Options, topic string, cfg LogConfig, opts PublisherOptions) (*Publisher, error) {
+	if err := cfg.normalize(); err != nil {
+		return nil, fmt.Errorf("create topic %s: %w", topic, err)
+	}
+	l := layoutFor(cfg)
+	var p shm.CreateParams
+	p.Kind, p.SchemaID, p.Bytes = KindLog, cfg.SchemaID, int64(l.segmentBytes())
+	l.encode(p.KindParams[:])
+	seg, err := shm.Create(o, topic+LogSuffix, p, nil)
+	if err != nil {
+		return nil, err
+	}
+	lg, err := openLogSegment(seg, topic)
+	if err != nil {
+		seg.Close()
+		return nil, err
+	}
+	return attachPublisher(lg, opts)
+}
+
+// OpenPublisher attaches to an existing log topic as its publisher. It fails
+// with ErrPublisherExists while another live process is the publisher. If the
+// previous publisher died with a claim outstanding, the claim is padded over
+// first (see doc.go, "Publisher death").
+func OpenPublisher(o shm.Options, topic string, opts PublisherOptions) (*Publisher, error) {
+	lg, err := OpenLog(o, topic)
+	if err != nil {
+		return nil, err
+	}
+	p, err := attachPublisher(lg, opts)
+	if err != nil {
+		lg.Close()
+		return nil, err
+	}
+	return p, nil
+}
+
+func attachPublisher(lg *Log, opts PublisherOptions) (*Publisher, error) {
+	if err := lg.seg.TryLock(shm.LockWriter); err != nil {
+		if errors.Is(err, shm.ErrLocked) {
+			return nil, fmt.Errorf("topic %s: %w (pid %d)", lg.topic, ErrPublisherExists, atomic.LoadUint32(lg.u32(ctlPubPID)))
+		}
+		return nil, err
+	}
+	me, err := shm.Self()
+	if err != nil {
+		lg.seg.Unlock(shm.LockWriter)
+		return nil, err
+	}
+	if opts.BackPressureTimeout == 0 {
+		opts.BackPressureTimeout = DefaultBackPressureTimeout
+	}
+	if opts.SubscriberTimeout == 0 {
+		opts.SubscriberTimeout = DefaultSubscriberTimeout
+	}
+	lg.repairLocked()
+	p := &Publisher{
+		log: lg, opts: opts, reliable: lg.layout.mode == Reliable,
+		capacity: lg.layout.capacity, maxFrame: lg.layout.maxFrame,
+		tailW: lg.u64(ctlTail), publishedW: lg.u64(ctlPublished), publishedSeqW: lg.u64(ctlPublishedSeq),
+		parkedW: lg.u32(ctlDataParked), futexW: lg.u32(ctlDataFutex), epochW: lg.u32(ctlEpoch),
+		progressParkedW: lg.u32(ctlProgressParked), progressFutexW: lg.u32(ctlProgressFutex),
+	}
+	p.tail = lg.Published()
+	p.seq = lg.PublishedFrames()
+	p.epoch = atomic.LoadUint32(p.epochW) - 1 // force a first limit computation
+	atomic.StoreUint32(lg.u32(ctlPubPID), uint32(me.PID))
+	atomic.StoreUint64(lg.u64(ctlPubStart), me.StartTime)
+	atomic.StoreUint64(lg.u64(ctlPubHeartbeat), uint64(shm.Nanotime()))
+	atomic.AddUint64(lg.u64(ctlPubAttaches), 1)
+	atomic.StoreUint32(lg.u32(ctlPubState), uint32(PublisherLive))
+	return p, nil
+}
+
+// Log returns the topic the publisher writes.
+func (p *Publisher) Log() *Log { return p.log }
+
+// Position returns the end of the newest committed frame.
+func (p *Publisher) Position() uint64 {
+	if p.claimFrames > 0 {
+		return p.claimStart
+	}
+	return p.tail
+}
+
+// NextSeq returns the sequence number the next committed frame will get.
+func (p *Publisher) NextSeq() uint64 { return p.seq }
+
+// Claim reserves room for one frame of frameBytes bytes (header included)
+// with the given type and flags. Hot path: no allocation; no system call
+// unless it must wait for a reliable subscriber.
+func (p *Publisher) Claim(frameBytes int, typ schema.Type, flags schema.Flag) (Claim, error) {
+	var claims [1]Claim
+	sizes := [1]int{frameBytes}
+	if err := p.ClaimBatch(sizes[:], typ, flags, claims[:]); err != nil {
+		return Claim{}, err
+	}
+	return claims[0], nil
+}
+
+// ClaimBatch reserves room for len(frameBytes) frames at once (one capacity
+// check, one commit barrier), filling claims[i] for each. Every frame gets
+// typ and flags; change a frame's type with Claim.SetType. The batch must fit
+// in the ring with room to spare: its bytes plus any padding at most
+// capacity minus 8. Hot path: no allocation.
+func (p *Publisher) ClaimBatch(frameBytes []int, typ schema.Type, flags schema.Flag, claims []Claim) error {
+	if p.closed {
+		return ErrClosed
+	}
+	if p.claimFrames > 0 {
+		return ErrClaimOutstanding
+	}
+	if len(frameBytes) == 0 || len(claims) < len(frameBytes) {
+		return fmt.Errorf("%w: batch of %d frames with %d claim slots", ErrFrameSize, len(frameBytes), len(claims))
+	}
+	if typ == schema.TypePadding {
+		return fmt.Errorf("%w: type %d is reserved for ring padding", ErrFrameSize, typ)
+	}
+	start := p.tail
+	pos := start
+	var padPos, padLen uint64
+	for i, n := range frameBytes {
+		if n < schema.HeaderSize || n > p.maxFrame {
+			return fmt.Errorf("%w: frame %d of %d bytes, must be %d..%d", ErrFrameSize, i, n, schema.HeaderSize, p.maxFrame)
+		}
+		a := uint64(schema.AlignedSize(n))
+		if idx := pos & p.log.mask; idx+a > p.capacity {
+			if padLen != 0 {
+				return fmt.Errorf("%w: batch of %d frames wraps the %d-byte ring twice", ErrFrameSize, len(frameBytes), p.capacity)
+			}
+			padPos, padLen = pos, p.capacity-idx
+			pos += padLen
+		}
+		claims[i] = Claim{pos: pos}
+		pos += a
+	}
+	end := pos
+	if end-start+commitWordBytes > p.capacity {
+		return fmt.Errorf("%w: batch needs %d bytes, the ring holds %d", ErrFrameSize, end-start+commitWordBytes, p.capacity)
+	}
+	if err := p.reserve(start, end+commitWordBytes); err != nil {
+		return err
+	}
+	// Initialize headers (type, flags, seq 0, publish_ns 0); lengths stay 0
+	// until Commit.
+	for i, n := range frameBytes {
+		f := p.log.bytesAt(claims[i].pos, n)
+		hdr := f[4:schema.HeaderSize]
+		binary.LittleEndian.PutUint16(hdr[0:2], uint16(typ))
+		binary.LittleEndian.PutUint16(hdr[2:4], uint16(flags))
+		clear(hdr[4:])
+		claims[i].frame = f
+	}
+	p.claimStart, p.claimEnd, p.claimFrames = start, end, len(frameBytes)
+	p.padPos, p.padLen = padPos, padLen
+	return nil
+}
+
+// reserve makes [start, need) writable: in reliable mode it checks (and if
+// needed waits for) the subscriber limit; in both modes it publishes the
+// claim intent (the tail word) before any byte of the claim is written.
+func (p *Publisher) reserve(start, need uint64) error {
+	end := need - commitWordBytes
+	if !p.reliable {
+		storeRelease64(p.tailW, end)
+		return nil
+	}
+	if need > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
+		if err := p.waitForRoom(start, need); err != nil {
+			return err
+		}
+	}
+	// Sequentially consistent store, then re-read the epoch: a subscriber
+	// that registered concurrently either sees this tail (and picks a start
+	// position that is safe), or we see its epoch bump and include it.
+	atomic.StoreUint64(p.tailW, end)
+	if atomic.LoadUint32(p.epochW) != p.epoch {
+		if err := p.waitForRoom(start, need); err != nil {
+			atomic.StoreUint64(p.tailW, start)
+			return err
+		}
+	}
+	return nil
+}
+
+// Commit publishes the outstanding single-frame claim c and returns its
+// sequence number. Hot path: no allocation; one FUTEX_WAKE system call only
+// if a subscriber is parked.
+func (p *Publisher) Commit(c Claim) uint64 {
+	claims := [1]Claim{c}
+	return p.CommitBatch(claims[:])
+}
+
+// CommitBatch publishes the outstanding batch (all of it: pass the claims
+// ClaimBatch filled) and returns the first frame's sequence number.
+func (p *Publisher) CommitBatch(claims []Claim) uint64 {
+	if p.claimFrames == 0 || len(claims) != p.claimFrames {
+		panic(fmt.Sprintf("ring: CommitBatch of %d claims with %d outstanding", len(claims), p.claimFrames))
+	}
+	first := p.seq
+	for i := range claims {
+		f := claims[i].frame
+		binary.LittleEndian.PutUint64(f[8:16], first+uint64(i))
+	}
+	p.seq += uint64(len(claims))
+	p.publishClaim(claims)
+	return first
+}
+
+// publishClaim runs the commit protocol over the outstanding claim: zero the
+// word after it, store every frame's length but the first word's, store the
+// first word last (sequentially consistent: it also orders the parked-count
+// read after it), then advance published and wake parked subscribers.
+func (p *Publisher) publishClaim(claims []Claim) {
+	lg := p.log
+	atomic.StoreUint64(lg.word(p.claimEnd), 0)
+	var firstLen uint32
+	for i := len(claims) - 1; i >= 0; i-- {
+		n := uint32(len(claims[i].frame))
+		w := (*uint32)(unsafe.Pointer(lg.word(claims[i].pos)))
+		if claims[i].pos == p.claimStart {
+			firstLen = n
+			continue
+		}
+		storeRelease32(w, n)
+	}
+	if p.padLen != 0 {
+		padWord := p.padLen // type 0, flags 0
+		if p.padPos == p.claimStart {
+			atomic.StoreUint64(lg.word(p.padPos), padWord)
+		} else {
+			storeRelease64(lg.word(p.padPos), padWord)
+			atomic.StoreUint32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen)
+		}
+	} else {
+		atomic.StoreUint32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen)
+	}
+	p.tail = p.claimEnd
+	p.claimFrames, p.padLen = 0, 0
+	storeRelease64(p.publishedSeqW, p.seq)
+	storeRelease64(p.publishedW, p.tail)
+	if atomic.LoadUint32(p.parkedW) != 0 {
+		p.wakeSubscribers()
+	}
+	p.commits++
+	if p.commits%heartbeatEveryCommits == 0 {
+		atomic.StoreUint64(p.log.u64(ctlPubHeartbeat), uint64(shm.Nanotime()))
+	}
+}
+
+func (p *Publisher) wakeSubscribers() {
+	atomic.AddUint32(p.futexW, 1)
+	_, _ = shm.FutexWake(p.futexW, math.MaxInt32)
+}
+
+// Abort turns the outstanding claim into padding: subscribers skip it and no
+// sequence number is used.
+func (p *Publisher) Abort() error {
+	if p.claimFrames == 0 {
+		return ErrNoClaim
+	}
+	lg := p.log
+	// Pad from the claim start to the end in chunks that never cross the
+	// buffer end; the first chunk's word is stored last.
+	writePadding(lg, p.claimStart, p.claimEnd, PaddingAbandoned)
+	p.tail = p.claimEnd
+	p.claimFrames, p.padLen = 0, 0
+	storeRelease64(p.publishedW, p.tail)
+	if atomic.LoadUint32(p.parkedW) != 0 {
+		p.wakeSubscribers()
+	}
+	return nil
+}
+
+// writePadding covers [from, to) with padding frames (split at the buffer
+// end), zeroing the word at to first and storing the word at from last.
+func writePadding(lg *Log, from, to uint64, flags schema.Flag) {
+	atomic.StoreUint64(lg.word(to), 0)
+	capacity := lg.layout.capacity
+	firstEnd := to
+	if boundary := (from/capacity + 1) * capacity; boundary < to {
+		firstEnd = boundary
+		storeRelease64(lg.word(boundary), (to-boundary)|uint64(flags)<<48)
+	}
+	atomic.StoreUint64(lg.word(from), (firstEnd-from)|uint64(flags)<<48)
+}
+
+// Offer copies a complete frame (header and payload, as schema's builders
+// produce it) into the ring and commits it: type, flags and publish_ns come
+// from frame's header; the length and sequence number are the publisher's.
+// It returns the frame's position. Hot path: no allocation.
+func (p *Publisher) Offer(frame []byte) (uint64, error) {
+	if len(frame) < schema.HeaderSize {
+		return 0, fmt.Errorf("%w: frame of %d bytes is shorter than its %d-byte header", ErrFrameSize, len(frame), schema.HeaderSize)
+	}
+	typ := schema.Type(binary.LittleEndian.Uint16(frame[4:6]))
+	flags := schema.Flag(binary.LittleEndian.Uint16(frame[6:8]))
+	c, err := p.Claim(len(frame), typ, flags)
+	if err != nil {
+		return 0, err
+	}
+	copy(c.frame[16:], frame[16:])
+	p.Commit(c)
+	return c.pos, nil
+}
+
+// waitForRoom recomputes the limit from the subscriber table and, while the
+// claim [start, need) does not fit, waits for the slowest live gating
+// subscriber, evicting it if it is dead, up to the back-pressure timeout.
+func (p *Publisher) waitForRoom(start, need uint64) error {
+	lg := p.log
+	var startNs, lastCheckNs int64
+	for iter := 0; ; iter++ {
+		p.epoch = atomic.LoadUint32(p.epochW)
+		minPos, slowest, slowestState := start, -1, uint32(0)
+		for i := 0; i < lg.layout.subscribers; i++ {
+			st := atomic.LoadUint32(lg.slotU32(i, slotState))
+			if SlotStatus(st&0xff) != SlotActive || atomic.LoadUint32(lg.slotU32(i, slotFlags))&slotGating == 0 {
+				continue
+			}
+			if pos := atomic.LoadUint64(lg.slotU64(i, slotPosition)); pos < minPos {
+				minPos, slowest, slowestState = pos, i, st
+			}
+		}
+		p.limit = minPos + p.capacity
+		if need <= p.limit {
+			return nil
+		}
+		now := shm.Nanotime()
+		if iter == 0 {
+			atomic.AddUint64(lg.u64(ctlBackPressure), 1)
+			startNs, lastCheckNs = now, now
+		}
+		if p.opts.BackPressureTimeout < 0 || time.Duration(now-startNs) > p.opts.BackPressureTimeout {
+			atomic.AddUint64(lg.u64(ctlBackPressureErr), 1)
+			return fmt.Errorf("%w: topic %s, subscriber slot %d (pid %d) at position %d, claim up to %d needs it past %d; waited %v (limit %v)",
+				ErrBackPressure, lg.topic, slowest, atomic.LoadUint32(lg.slotU32(slowest, slotPID)), minPos, need, need-p.capacity,
+				time.Duration(now-startNs).Round(time.Microsecond), p.opts.BackPressureTimeout)
+		}
+		if time.Duration(now-lastCheckNs) >= livenessCheckInterval {
+			lastCheckNs = now
+			if p.subscriberDead(slowest) {
+				if atomic.CompareAndSwapUint32(lg.slotU32(slowest, slotState), slowestState, slowestState&^0xff|uint32(SlotEvicted)) {
+					atomic.AddUint64(lg.u64(ctlEvictions), 1)
+				}
+				continue
+			}
+		}
+		p.idle(iter, slowest, minPos)
+	}
+}
+
+// subscriberDead reports whether slot i's owner is gone (its slot lock is
+// free) or has not polled for SubscriberTimeout.
+func (p *Publisher) subscriberDead(i int) bool {
+	lg := p.log
+	held, err := lg.seg.LockHeld(shm.LockSlotBase + i)
+	if err == nil && !held {
+		return true
+	}
+	hb := int64(atomic.LoadUint64(lg.slotU64(i, slotHeartbeat)))
+	return time.Duration(shm.Nanotime()-hb) > p.opts.SubscriberTimeout
+}
+
+// idle is the publisher's back-pressure wait step: spin, then yield, then
+// park on the progress futex (subscribers wake it when they advance).
+func (p *Publisher) idle(iter, slot int, pos uint64) {
+	switch {
+	case iter < 64:
+		shm.PauseN(32)
+	case iter < 128:
+		shm.Yield()
+	default:
+		v := atomic.LoadUint32(p.progressFutexW)
+		atomic.AddUint32(p.progressParkedW, 1)
+		if atomic.LoadUint64(p.log.slotU64(slot, slotPosition)) == pos {
+			_, _ = shm.FutexWait(p.progressFutexW, v, livenessCheckInterval)
+		}
+		atomic.AddUint32(p.progressParkedW, ^uint32(0))
+	}
+}
+
+// Heartbeat stamps the publisher's heartbeat (commits do it every few
+// thousand frames; an idle publisher may call it so tools see it alive).
+func (p *Publisher) Heartbeat() {
+	atomic.StoreUint64(p.log.u64(ctlPubHeartbeat), uint64(shm.Nanotime()))
+}
+
+// Close aborts any outstanding claim, marks the publisher closed, releases
+// the writer lock and unmaps the topic.
+func (p *Publisher) Close() error {
+	if p.closed {
+		return nil
+	}
+	if p.claimFrames > 0 {
+		_ = p.Abort()
+	}
+	p.closed = true
+	atomic.StoreUint32(p.log.u32(ctlPubState), uint32(PublisherClosed))
+	// Wake parked subscribers so they notice.
+	p.wakeSubscribers()
+	return p.log.Close()
+}
+
+// repairLocked pads over a claim left outstanding by a dead publisher. The
+// caller holds the writer lock. Frames the dead publisher committed beyond
+// the published position (a batch whose published store it never made) are
+// kept: the walk stops at the first uncommitted word.
+func (lg *Log) repairLocked() bool {
+	published := lg.Published()
+	tail := lg.Tail()
+	state := PublisherState(atomic.LoadUint32(lg.u32(ctlPubState)))
+	if tail < published || tail-published > lg.layout.capacity {
+		// Never written by a sane publisher; make the intent consistent.
+		atomic.StoreUint64(lg.u64(ctlTail), published)
+		tail = published
+	}
+	pos := published
+	nextSeq := lg.PublishedFrames()
+	for pos < tail {
+		w := atomic.LoadUint64(lg.word(pos))
+		n := uint64(uint32(w))
+		a := uint64(schema.AlignedSize(int(n)))
+		if n == 0 || n < commitWordBytes || (pos&lg.mask)+a > lg.layout.capacity || pos+a > tail {
+			break
+		}
+		if schema.Type(uint16(w>>32)) != schema.TypePadding && n >= schema.HeaderSize {
+			seq := binary.LittleEndian.Uint64(lg.bytesAt(pos, schema.HeaderSize)[8:16])
+			nextSeq = max(nextSeq, seq+1)
+		}
+		pos += a
+	}
+	repaired := pos < tail
+	if repaired {
+		writePadding(lg, pos, tail, PaddingAbandoned)
+		atomic.AddUint64(lg.u64(ctlAbandoned), 1)
+		atomic.StoreUint64(lg.u64(ctlLastRepair), pos)
+	} else {
+		// Make sure the word at the end reads zero (a publisher that died
+		// between claiming and zeroing it).
+		atomic.StoreUint64(lg.word(tail), 0)
+	}
+	atomic.StoreUint64(lg.u64(ctlPublishedSeq), nextSeq)
+	atomic.StoreUint64(lg.u64(ctlPublished), tail)
+	if state == PublisherLive {
+		atomic.StoreUint32(lg.u32(ctlPubState), uint32(PublisherDead))
+	}
+	atomic.AddUint32(lg.u32(ctlDataFutex), 1)
+	_, _ = shm.FutexWake(lg.u32(ctlDataFutex), math.MaxInt32)
+	return repaired
+}

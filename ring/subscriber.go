@@ -1,0 +1,455 @@
+package ring
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapewire/tapewire/schema"
+	"github.com/tapewire/tapewire/shm"
+)
+
+// SubscriberOptions choose where a subscriber starts and how it waits. The
+// zero value starts at the newest published position with the default
+// spin-then-park wait.
+type SubscriberOptions struct {
+	// Resume starts at From instead of the newest published position. From
+	// must be a frame boundary (a position a subscriber or claim returned)
+	// still held by the ring.
+	Resume bool
+	From   uint64
+	// Observer takes no subscriber slot and never gates a reliable
+	// publisher: it reads with lap detection and copies, like a lossy
+	// subscriber (tools such as shmctl tail use it).
+	Observer bool
+	// Wait is the strategy of Wait (default: SpinPark).
+	Wait WaitStrategy
+}
+
+// Handler receives one frame (header included) and its position. In a
+// reliable subscription the slice is a view into the shared mapping, valid
+// until the handler returns; in a lossy or observer subscription it is a
+// validated copy, valid until the next frame is delivered.
+type Handler func(frame []byte, position uint64)
+
+// Subscriber reads a log topic. Reliable (gating) subscribers get zero-copy
+// views and hold the publisher back; lossy subscribers and observers copy
+// each frame out and detect when the publisher laps them.
+//
+// Concurrency: a Subscriber is used by one goroutine at a time.
+type Subscriber struct {
+	log    *Log
+	gating bool
+	slot   int // -1 for observers
+	active uint32
+
+	pos        uint64
+	stored     uint64 // position last stored in the slot
+	expectSeq  uint64
+	haveSeq    bool
+	frames     uint64
+	lossFrames uint64
+	lossBytes  uint64
+	laps       uint64
+	polls      uint64
+	sinceStore int
+	pending    uint64 // size of the frame Next returned last, consumed at the next call
+	scratch    []byte
+	wait       WaitStrategy
+	closed     bool
+
+	tailW, publishedW               *uint64
+	parkedW, futexW                 *uint32
+	progressParkedW, progressFutexW *uint32
+	slotStateW                      *uint32
+	slotPosW, slotHeartbeatW        *uint64
+}
+
+// FrameStatus results of reading one position.
+type readStatus uint8
+
+const (
+	readNone readStatus = iota
+	readFrame
+	readPadding
+	readLapped
+)
+
+// maxResyncsPerPoll bounds how often one Poll chases a publisher that keeps
+// lapping it before returning to the caller.
+const maxResyncsPerPoll = 16
+
+// storePositionEvery is how many frames Next hands out before it stores the
+// subscriber's position (it also stores whenever it runs out of frames).
+const storePositionEvery = 64
+
+// heartbeatEveryPolls is how many polls pass between heartbeats.
+const heartbeatEveryPolls = 1024
+
+// OpenSubscriber subscribes to a log topic. In a reliable topic a
+// non-observer subscriber registers in the subscriber table and gates the
+// publisher from its start position on.
+func OpenSubscriber(o shm.Options, topic string, opts SubscriberOptions) (*Subscriber, error) {
+	lg, err := OpenLog(o, topic)
+	if err != nil {
+		return nil, err
+	}
+	s, err := newSubscriber(lg, opts)
+	if err != nil {
+		lg.Close()
+		return nil, err
+	}
+	return s, nil
+}
+
+func newSubscriber(lg *Log, opts SubscriberOptions) (*Subscriber, error) {
+	s := &Subscriber{
+		log: lg, slot: -1, wait: opts.Wait.withDefaults(),
+		gating: lg.layout.mode == Reliable && !opts.Observer,
+		tailW:  lg.u64(ctlTail), publishedW: lg.u64(ctlPublished),
+		parkedW: lg.u32(ctlDataParked), futexW: lg.u32(ctlDataFutex),
+		progressParkedW: lg.u32(ctlProgressParked), progressFutexW: lg.u32(ctlProgressFutex),
+	}
+	if !s.gating {
+		s.scratch = make([]byte, lg.layout.maxFrame)
+	}
+	if opts.Observer {
+		pos, err := s.startPosition(opts)
+		if err != nil {
+			return nil, err
+		}
+		s.pos, s.stored = pos, pos
+		return s, nil
+	}
+	if err := s.register(opts); err != nil {
+		return nil, err
+	}
+	return s, nil
+}
+
+func (s *Subscriber) startPosition(opts SubscriberOptions) (uint64, error) {
+	lg := s.log
+	if !opts.Resume {
+		return lg.Published(), nil
+	}
+	pos := opts.From
+	if published := lg.Published(); pos > published {
+		return 0, fmt.Errorf("topic %s: %w: %d > published %d", lg.topic, ErrPositionFuture, pos, published)
+	}
+	if pos%schema.FrameAlign != 0 {
+		return 0, fmt.Errorf("topic %s: position %d is not %d-byte aligned, so not a frame boundary", lg.topic, pos, schema.FrameAlign)
+	}
+	if tail := lg.Tail(); tail+commitWordBytes > pos+lg.layout.capacity {
+		return 0, fmt.Errorf("topic %s: %w: %d, the ring holds positions from %d", lg.topic, ErrPositionTooOld, pos, tail+commitWordBytes-lg.layout.capacity)
+	}
+	return pos, nil
+}
+
+// register takes a free subscriber slot (its lock) and publishes the start
+// position so that a concurrent claim can never overwrite it (see doc.go,
+// "Registration").
+func (s *Subscriber) register(opts SubscriberOptions) error {
+	lg := s.log
+	slot := -1
+	for i := 0; i < lg.layout.subscribers; i++ {
+		if err := lg.seg.TryLock(shm.LockSlotBase + i); err == nil {
+			slot = i
+			break
+		} else if !errors.Is(err, shm.ErrLocked) {
+			return err
+		}
+	}
+	if slot < 0 {
+		return fmt.Errorf("topic %s: subscriber table: %w (%d slots in use)", lg.topic, ErrTableFull, lg.layout.subscribers)
+	}
+	me, err := shm.Self()
+	if err != nil {
+		lg.seg.Unlock(shm.LockSlotBase + slot)
+		return err
+	}
+	s.slot = slot
+	s.slotStateW = lg.slotU32(slot, slotState)
+	s.slotPosW = lg.slotU64(slot, slotPosition)
+	s.slotHeartbeatW = lg.slotU64(slot, slotHeartbeat)
+	gen := atomic.LoadUint32(s.slotStateW)>>8 + 1
+	s.active = gen<<8 | uint32(SlotActive)
+	atomic.StoreUint32(lg.slotU32(slot, slotPID), uint32(me.PID))
+	atomic.StoreUint64(lg.slotU64(slot, slotStart), me.StartTime)
+	atomic.StoreUint64(s.slotHeartbeatW, uint64(shm.Nanotime()))
+	for _, off := range []int{slotFrames, slotLossFrames, slotLossBytes, slotLaps} {
+		atomic.StoreUint64(lg.slotU64(slot, off), 0)
+	}
+	atomic.StoreUint64(lg.slotU64(slot, slotRegistered), uint64(time.Now().UnixNano()))
+	flags := uint32(0)
+	if s.gating {
+		flags = slotGating
+	}
+	atomic.StoreUint32(lg.slotU32(slot, slotFlags), flags)
+	for attempt := 0; ; attempt++ {
+		pos, err := s.startPosition(opts)
+		if err != nil {
+			s.release(SlotFree)
+			return err
+		}
+		atomic.StoreUint64(s.slotPosW, pos)
+		atomic.StoreUint32(s.slotStateW, s.active)
+		atomic.AddUint32(lg.u32(ctlEpoch), 1)
+		// Either the publisher's next claim sees the epoch bump and counts
+		// this slot, or its tail store came first and is visible here.
+		if tail := lg.Tail(); tail+commitWordBytes <= pos+lg.layout.capacity {
+			s.pos, s.stored = pos, pos
+			return nil
+		}
+		if opts.Resume || attempt > 1000 {
+			s.release(SlotFree)
+			return fmt.Errorf("topic %s: %w: %d was overwritten while registering", lg.topic, ErrPositionTooOld, pos)
+		}
+	}
+}
+
+// release gives the slot up with the given final status.
+func (s *Subscriber) release(status SlotStatus) {
+	if s.slot < 0 {
+		return
+	}
+	atomic.StoreUint32(s.slotStateW, s.active&^0xff|uint32(status))
+	_ = s.log.seg.Unlock(shm.LockSlotBase + s.slot)
+	// A publisher waiting for this slot can go on now.
+	atomic.AddUint32(s.progressFutexW, 1)
+	_, _ = shm.FutexWake(s.progressFutexW, math.MaxInt32)
+}
+
+// Log returns the topic.
+func (s *Subscriber) Log() *Log { return s.log }
+
+// Position returns the position after the last frame delivered: where a
+// resumed subscription should start.
+func (s *Subscriber) Position() uint64 { return s.pos + s.pending }
+
+// Slot returns the subscriber table slot, or -1 for an observer.
+func (s *Subscriber) Slot() int { return s.slot }
+
+// Loss returns the frames lost to laps (exact: counted from gaps in the
+// publisher's sequence numbers), the bytes skipped, and the number of laps.
+// Always zero for a reliable subscriber.
+func (s *Subscriber) Loss() (frames, bytes, laps uint64) { return s.lossFrames, s.lossBytes, s.laps }
+
+// Frames returns the number of frames delivered.
+func (s *Subscriber) Frames() uint64 { return s.frames }
+
+// lapped reports whether the publisher has claimed (and so may have
+// overwritten) the bytes at pos since it last wrote them for pos's lap.
+func (s *Subscriber) lapped(pos uint64) bool {
+	return atomic.LoadUint64(s.tailW)+commitWordBytes > pos+s.log.layout.capacity
+}
+
+// readOne examines the frame at s.pos without advancing. For a frame it
+// returns the view (gating) or the validated copy (non-gating) and the
+// aligned size.
+func (s *Subscriber) readOne() (frame []byte, size uint64, st readStatus, err error) {
+	lg := s.log
+	pos := s.pos
+	w := atomic.LoadUint64(lg.word(pos))
+	n := uint32(w)
+	if n == 0 {
+		if !s.gating && s.lapped(pos) {
+			return nil, 0, readLapped, nil
+		}
+		return nil, 0, readNone, nil
+	}
+	typ := schema.Type(uint16(w >> 32))
+	a := uint64(schema.AlignedSize(int(n)))
+	bad := n < commitWordBytes || (pos&lg.mask)+a > lg.layout.capacity ||
+		typ != schema.TypePadding && (n < schema.HeaderSize || int(n) > lg.layout.maxFrame)
+	if bad {
+		if !s.gating && s.lapped(pos) {
+			return nil, 0, readLapped, nil
+		}
+		return nil, 0, readNone, fmt.Errorf("topic %s: %w at position %d: length %d, type %d (max frame %d)", lg.topic, ErrCorruptFrame, pos, n, typ, lg.layout.maxFrame)
+	}
+	if typ == schema.TypePadding {
+		if !s.gating && s.lapped(pos) {
+			return nil, 0, readLapped, nil
+		}
+		return nil, a, readPadding, nil
+	}
+	if s.gating {
+		return lg.bytesAt(pos, int(n)), a, readFrame, nil
+	}
+	buf := s.scratch[:n]
+	copy(buf, lg.bytesAt(pos, int(n)))
+	if s.lapped(pos) {
+		return nil, 0, readLapped, nil
+	}
+	return buf, a, readFrame, nil
+}
+
+// resync moves a lapped subscriber to the newest published position; the
+// frames it lost are counted from the sequence gap at the next frame.
+func (s *Subscriber) resync() {
+	to := atomic.LoadUint64(s.publishedW)
+	if to > s.pos {
+		s.lossBytes += to - s.pos
+	}
+	s.laps++
+	s.pos = to
+	if s.slot >= 0 {
+		atomic.StoreUint64(s.log.slotU64(s.slot, slotLaps), s.laps)
+		atomic.StoreUint64(s.log.slotU64(s.slot, slotLossBytes), s.lossBytes)
+	}
+}
+
+// account checks a delivered frame's sequence number: a gap is loss (lossy
+// and observer subscriptions only; in a gating subscription the sequence is
+// gapless by construction).
+func (s *Subscriber) account(frame []byte) {
+	seq := binary.LittleEndian.Uint64(frame[8:16])
+	if s.haveSeq && seq > s.expectSeq {
+		s.lossFrames += seq - s.expectSeq
+		if s.slot >= 0 {
+			atomic.StoreUint64(s.log.slotU64(s.slot, slotLossFrames), s.lossFrames)
+		}
+	}
+	s.expectSeq, s.haveSeq = seq+1, true
+	s.frames++
+}
+
+// Poll delivers up to maxFrames available frames to h and returns how many
+// it delivered. It never waits. Hot path: no allocation and no system call
+// (except one FUTEX_WAKE when a reliable publisher is parked waiting for
+// room). In a reliable subscription the subscriber's position is published
+// once per call, after the last handler returned.
+func (s *Subscriber) Poll(h Handler, maxFrames int) (int, error) {
+	if err := s.check(); err != nil {
+		return 0, err
+	}
+	if s.pending != 0 {
+		s.pos += s.pending
+		s.pending = 0
+	}
+	delivered, resyncs := 0, 0
+	var err error
+	for delivered < maxFrames {
+		frame, size, st, e := s.readOne()
+		if e != nil {
+			err = e
+			break
+		}
+		if st == readNone {
+			break
+		}
+		if st == readLapped {
+			if resyncs++; resyncs > maxResyncsPerPoll {
+				break
+			}
+			s.resync()
+			continue
+		}
+		if st == readFrame {
+			s.account(frame)
+			h(frame, s.pos)
+			delivered++
+		}
+		s.pos += size
+	}
+	s.storePosition()
+	s.heartbeat()
+	return delivered, err
+}
+
+// Next returns the next available frame and its position, or a nil frame
+// when none is available. The frame (a view in a reliable subscription, a
+// copy otherwise) stays valid until the next call of Next or Poll. Hot path:
+// no allocation.
+func (s *Subscriber) Next() (frame []byte, position uint64, err error) {
+	if err := s.check(); err != nil {
+		return nil, 0, err
+	}
+	if s.pending != 0 {
+		s.pos += s.pending
+		s.pending = 0
+	}
+	for resyncs := 0; ; {
+		f, size, st, e := s.readOne()
+		if e != nil {
+			s.storePosition()
+			return nil, 0, e
+		}
+		switch st {
+		case readNone:
+			s.storePosition()
+			s.heartbeat()
+			return nil, 0, nil
+		case readLapped:
+			if resyncs++; resyncs > maxResyncsPerPoll {
+				return nil, 0, nil
+			}
+			s.resync()
+		case readPadding:
+			s.pos += size
+		case readFrame:
+			s.account(f)
+			if s.sinceStore++; s.sinceStore >= storePositionEvery {
+				s.storePosition() // stores s.pos: the start of f, which stays protected
+			}
+			s.pending = size
+			return f, s.pos, nil
+		}
+	}
+}
+
+// check reports eviction (reliable) and use after Close.
+func (s *Subscriber) check() error {
+	if s.closed {
+		return ErrClosed
+	}
+	if s.slot >= 0 && atomic.LoadUint32(s.slotStateW) != s.active {
+		return fmt.Errorf("topic %s slot %d: %w", s.log.topic, s.slot, ErrEvicted)
+	}
+	return nil
+}
+
+// storePosition publishes the consumed position to the slot (sequentially
+// consistent, so the parked-publisher check after it cannot miss) and wakes a
+// publisher parked for room.
+func (s *Subscriber) storePosition() {
+	s.sinceStore = 0
+	if s.pos == s.stored || s.slot < 0 {
+		s.stored = s.pos
+		return
+	}
+	s.stored = s.pos
+	atomic.StoreUint64(s.slotPosW, s.pos)
+	storeRelease64(s.log.slotU64(s.slot, slotFrames), s.frames)
+	if atomic.LoadUint32(s.progressParkedW) != 0 {
+		atomic.AddUint32(s.progressFutexW, 1)
+		_, _ = shm.FutexWake(s.progressFutexW, math.MaxInt32)
+	}
+}
+
+func (s *Subscriber) heartbeat() {
+	s.polls++
+	if s.slot >= 0 && s.polls%heartbeatEveryPolls == 0 {
+		storeRelease64(s.slotHeartbeatW, uint64(shm.Nanotime()))
+	}
+}
+
+// Close releases the subscriber's slot (a reliable publisher stops waiting
+// for it) and unmaps the topic.
+func (s *Subscriber) Close() error {
+	if s.closed {
+		return nil
+	}
+	s.closed = true
+	if s.slot >= 0 {
+		if SlotStatus(atomic.LoadUint32(s.slotStateW)&0xff) == SlotActive {
+			s.release(SlotClosed)
+		} else {
+			_ = s.log.seg.Unlock(shm.LockSlotBase + s.slot)
+		}
+	}
+	return s.log.Close()
+}
