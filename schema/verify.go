@@ -92,6 +92,9 @@ func verifyRoot(t Type, d *tableDesc, p []byte, base int) (tableRef, error) {
 		return tableRef{}, v.fail(d.name, 0, "payload of %d bytes is shorter than the minimum of 8 (root offset and table)", len(p))
 	}
 	root := int(getU32(p, 0))
+	if root > len(p)-4 {
+		return tableRef{}, v.fail(d.name, 0, "root offset %d points outside the payload of %d bytes", root, len(p))
+	}
 	return v.table(d, root, 0)
 }
 
@@ -243,8 +246,8 @@ func (v *verifier) ref(d *tableDesc, f *fieldDesc, fp, depth int) error {
 		for i := 0; i < n; i++ {
 			ep := start + 4*i
 			u := getU32(p, ep)
-			if u == 0 || u >= 1<<31 {
-				return nestedVerifyError(d, f, i, v.fail(f.table.name, ep, "offset %d is zero or not below 2^31", u))
+			if u == 0 || u >= 1<<31 || ep+int(u) > len(p)-4 {
+				return nestedVerifyError(d, f, i, v.fail(f.table.name, ep, "offset %d is zero, not below 2^31 or points outside the payload of %d bytes", u, len(p)))
 			}
 			if _, err := v.table(f.table, ep+int(u), depth+1); err != nil {
 				return nestedVerifyError(d, f, i, err)
