@@ -199,9 +199,15 @@ func AppendEvent(dst []byte, h Header, ev Event) ([]byte, error) {
 // hold the same bytes or have the capacity, so decoding a stream of frames
 // into one value allocates only for strings that change.
 func DecodeEvent(frame []byte, ev Event) (Header, error) {
-	h, err := DecodeHeader(frame)
-	if err != nil {
-		return h, err
+	if _, _, err := frameBounds(frame); err != nil {
+		return Header{}, err
+	}
+	h := Header{
+		Length:    getU32(frame, 0),
+		Type:      Type(getU16(frame, 4)),
+		Flags:     Flag(getU16(frame, 6)),
+		Seq:       getU64(frame, 8),
+		PublishNs: getI64(frame, 16),
 	}
 	if h.Type != ev.EventType() {
 		return h, &FrameError{Op: "verify", Type: h.Type, Path: "header", Offset: 4,

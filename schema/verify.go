@@ -37,20 +37,33 @@ const (
 // an error is a *FrameError (or a header error) naming the field and offset.
 // Verify does not allocate unless it fails.
 func Verify(frame []byte) error {
-	h, err := DecodeHeader(frame)
+	typ, n, err := frameBounds(frame)
 	if err != nil {
 		return err
 	}
-	if h.Type == TypePadding {
+	if typ == TypePadding {
 		return nil
 	}
-	et := lookupType(h.Type)
+	et := lookupType(typ)
 	if et == nil {
-		return &FrameError{Op: "verify", Type: h.Type, Path: "header", Offset: 4,
-			Reason: fmt.Sprintf("unknown frame type %d", uint16(h.Type))}
+		return &FrameError{Op: "verify", Type: typ, Path: "header", Offset: 4,
+			Reason: fmt.Sprintf("unknown frame type %d", uint16(typ))}
 	}
-	_, err = verifyRoot(h.Type, et.desc, frame[HeaderSize:h.Length], HeaderSize)
+	_, err = verifyRoot(typ, et.desc, frame[HeaderSize:n], HeaderSize)
 	return err
+}
+
+// frameBounds reads the type and length of a frame, checking the length as
+// DecodeHeader does.
+func frameBounds(frame []byte) (Type, int, error) {
+	if len(frame) >= HeaderSize {
+		n := int(getU32(frame, 0))
+		if n >= HeaderSize && n <= MaxFrameBytes && n <= len(frame) {
+			return Type(getU16(frame, 4)), n, nil
+		}
+	}
+	_, err := DecodeHeader(frame)
+	return 0, 0, err
 }
 
 // VerifyPayload checks a payload (the flatbuffer after the frame header) whose
@@ -84,6 +97,65 @@ func (v *verifier) fieldFail(d *tableDesc, f *fieldDesc, off int, format string,
 }
 
 func verifyRoot(t Type, d *tableDesc, p []byte, base int) (tableRef, error) {
+	if r, ok := quickVerify(p, d); ok {
+		return r, nil
+	}
+	return verifySlow(t, d, p, base)
+}
+
+// quickVerify accepts the common case, a canonical root table whose
+// out-of-line objects are strings, [ubyte] or struct vectors, with the same
+// checks as the full walk but no error reporting. Anything else, valid or
+// not, goes to verifySlow, which alone reports errors.
+func quickVerify(p []byte, d *tableDesc) (tableRef, bool) {
+	if len(p) < 8 || len(p) > MaxFrameBytes-HeaderSize {
+		return tableRef{}, false
+	}
+	pos := int(getU32(p, 0))
+	if pos > len(p)-4 || pos%4 != 0 || (d.align8 && pos%8 != 4) {
+		return tableRef{}, false
+	}
+	vt := pos - int(getI32(p, pos))
+	vlen := len(d.canonVT)
+	if vt < 0 || vt%2 != 0 || vt > len(p)-vlen || pos+d.canonSize > len(p) ||
+		string(p[vt:vt+vlen]) != d.canonVT {
+		return tableRef{}, false
+	}
+	for _, i := range d.refs {
+		f := &d.fields[i]
+		fp := pos + f.canonOff
+		u := getU32(p, fp)
+		t := fp + int(u)
+		if u == 0 || u >= 1<<31 || t > len(p)-4 || t%4 != 0 {
+			return tableRef{}, false
+		}
+		n := int(getU32(p, t))
+		start := t + 4
+		if n > f.maxLen {
+			return tableRef{}, false
+		}
+		switch f.kind {
+		case kindString:
+			if start+n >= len(p) || p[start+n] != 0 || (f.required && n == 0) || !utf8.Valid(p[start:start+n]) {
+				return tableRef{}, false
+			}
+		case kindBytes:
+			if start+n > len(p) {
+				return tableRef{}, false
+			}
+		case kindStructs:
+			if start%f.strct.align != 0 || start+n*f.strct.size > len(p) {
+				return tableRef{}, false
+			}
+		default:
+			return tableRef{}, false
+		}
+	}
+	return tableRef{pos: pos, vtablePos: vt, vtableLen: vlen, tableLen: d.canonSize, canonical: true}, true
+}
+
+// verifySlow walks the whole payload and reports the first problem.
+func verifySlow(t Type, d *tableDesc, p []byte, base int) (tableRef, error) {
 	v := verifier{p: p, typ: t, base: base}
 	if len(p) > MaxFrameBytes-HeaderSize {
 		return tableRef{}, v.fail(d.name, 0, "payload of %d bytes exceeds the limit of %d", len(p), MaxFrameBytes-HeaderSize)

@@ -59,6 +59,16 @@ func verifyOrRead(frame []byte) error {
 		}
 		return nil
 	}
+	// The quick path must accept nothing the full walk rejects.
+	if h, herr := DecodeHeader(frame); herr == nil && h.Type != TypePadding {
+		d := lookupType(h.Type).desc
+		p := frame[HeaderSize:h.Length]
+		if _, ok := quickVerify(p, d); ok {
+			if _, serr := verifySlow(h.Type, d, p, HeaderSize); serr != nil {
+				return fmt.Errorf("quick path accepted what the full walk rejects: %v", serr)
+			}
+		}
+	}
 	return readAll(frame)
 }
 
