@@ -1,6 +1,9 @@
 package wal
 
-import "testing"
+import (
+	"hash/crc32"
+	"testing"
+)
 
 // TestDecisionTableEveryCase enumerates every combination of TailEvidence
 // (4 end kinds × 2^4 flags = 64 cases) against expectations written out by
@@ -51,6 +54,20 @@ func TestDecisionTableRowsReachable(t *testing.T) {
 	for r := 1; r <= len(decisionTable); r++ {
 		if !hit[r] {
 			t.Errorf("decision table row %d (%s) is never used", r, decisionTable[r-1].reason)
+		}
+	}
+}
+
+func TestCRCUint64MatchesStdlib(t *testing.T) {
+	for _, v := range []uint64{0, 1, 0xdeadbeef, 1<<63 | 12345} {
+		var b [8]byte
+		for i := range 8 {
+			b[i] = byte(v >> (8 * i))
+		}
+		for _, seed := range []uint32{0, 0xffffffff, 0x1234} {
+			if got, want := crcUint64(seed, v), crc32.Update(seed, castagnoli, b[:]); got != want {
+				t.Fatalf("crcUint64(%#x, %#x) = %#x, want %#x", seed, v, got, want)
+			}
 		}
 	}
 }

@@ -110,17 +110,23 @@ func alignBlock(n int64) int64 { return (n + BlockSize - 1) &^ (BlockSize - 1) }
 
 // frameSeed is the CRC seed for a frame at offset in segment id: a frame
 // copied to another place (misdirected write, recycled segment) fails.
+// (Computed bytewise: passing a stack array to crc32.Update would make it
+// escape and cost an allocation per frame.)
 func frameSeed(segmentID uint64, offset int64) uint32 {
-	var b [16]byte
-	binary.LittleEndian.PutUint64(b[0:], segmentID)
-	binary.LittleEndian.PutUint64(b[8:], uint64(offset))
-	return crc32.Update(0, castagnoli, b[:])
+	return crcUint64(crcUint64(0, segmentID), uint64(offset))
 }
 
 func segmentSeed(segmentID uint64) uint32 {
-	var b [8]byte
-	binary.LittleEndian.PutUint64(b[:], segmentID)
-	return crc32.Update(0xffffffff, castagnoli, b[:])
+	return crcUint64(0xffffffff, segmentID)
+}
+
+// crcUint64 is crc32.Update(crc, castagnoli, v as 8 little-endian bytes).
+func crcUint64(crc uint32, v uint64) uint32 {
+	crc = ^crc
+	for i := range 8 {
+		crc = castagnoli[byte(crc)^byte(v>>(8*i))] ^ (crc >> 8)
+	}
+	return ^crc
 }
 
 func logTag(uuid [16]byte) uint64 { return binary.LittleEndian.Uint64(uuid[:8]) }

@@ -29,17 +29,25 @@ func payloadFor(w, n int) []byte {
 	return p
 }
 
-// readAll returns every record of l from LSN from.
+// readAll returns every record r has left.
 func readAll(t testing.TB, r *Reader) []Record {
 	t.Helper()
+	out, err := readAllErr(r)
+	if err != nil {
+		t.Fatalf("read: %v", err)
+	}
+	return out
+}
+
+func readAllErr(r *Reader) ([]Record, error) {
 	var out []Record
 	for {
 		rec, err := r.Next()
 		if errors.Is(err, io.EOF) {
-			return out
+			return out, nil
 		}
 		if err != nil {
-			t.Fatalf("read: %v", err)
+			return out, err
 		}
 		rec.Payload = append([]byte(nil), rec.Payload...)
 		out = append(out, rec)

@@ -179,14 +179,10 @@ func (r *Reader) nextFrame() error {
 			if len(fb) == int(h.Length) && checkFrame(fb, h, r.pos) && h.FirstLSN == r.next {
 				r.frame, r.recPos, r.recEnd, r.left = fb, FrameHeaderSize, int(h.Length), h.Count
 				r.pos += alignBlock(int64(h.Length))
-				if h.Count > 0 && h.LastLSN() >= r.from && h.FirstLSN < r.from {
-					// Skip the records before from inside this frame.
-					return nil
-				}
 				if h.Count == 0 || h.LastLSN() < r.from {
+					// Entirely before from (or a close frame): skip it.
 					r.next += LSN(h.Count)
 					r.left = 0
-					continue
 				}
 				return nil
 			}
