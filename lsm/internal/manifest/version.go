@@ -24,6 +24,10 @@ type FileMetadata struct {
 	// Compacting is set while a compaction reads the file; guarded by the
 	// database mutex.
 	Compacting bool
+	// TableHandle is the owner's open table (in the engine: the mapped
+	// reader). It is set before the file enters a version and read by any
+	// goroutine holding a version reference.
+	TableHandle any
 }
 
 // SmallestUser is the user key of Smallest.

@@ -1,0 +1,111 @@
+package lsm
+
+import (
+	"errors"
+	"fmt"
+	"testing"
+
+	"github.com/tapewire/tapewire/vfs"
+)
+
+func testOptions(fs vfs.FS) Options {
+	return Options{
+		FS:                  fs,
+		MemTableSizeBytes:   256 << 10,
+		BaseLevelBytes:      512 << 10,
+		TargetFileSizeBytes: 128 << 10,
+		BlockSizeBytes:      512,
+		WAL:                 walTestOptions(),
+	}
+}
+
+func mustOpen(t testing.TB, dir string, o Options) *DB {
+	t.Helper()
+	d, err := Open(dir, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return d
+}
+
+func get(t testing.TB, d *DB, key string) (string, bool) {
+	t.Helper()
+	v, c, err := d.Get([]byte(key))
+	if errors.Is(err, ErrNotFound) {
+		return "", false
+	}
+	if err != nil {
+		t.Fatalf("Get(%q): %v", key, err)
+	}
+	s := string(v)
+	c.Close()
+	return s, true
+}
+
+func TestBasicPutGetFlushCompactReopen(t *testing.T) {
+	dir := t.TempDir()
+	d := mustOpen(t, dir, testOptions(vfs.Default))
+	const n = 5000
+	for i := 0; i < n; i++ {
+		if err := d.Set([]byte(fmt.Sprintf("key%06d", i)), []byte(fmt.Sprintf("value%06d", i)), NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for i := 0; i < n; i += 3 {
+		if err := d.Delete([]byte(fmt.Sprintf("key%06d", i)), NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(stage string) {
+		for i := 0; i < n; i++ {
+			v, ok := get(t, d, fmt.Sprintf("key%06d", i))
+			if i%3 == 0 {
+				if ok {
+					t.Fatalf("%s: deleted key%06d found", stage, i)
+				}
+				continue
+			}
+			if !ok || v != fmt.Sprintf("value%06d", i) {
+				t.Fatalf("%s: key%06d = %q %v", stage, i, v, ok)
+			}
+		}
+		it := d.NewIter(&IterOptions{LowerBound: []byte("key"), UpperBound: []byte("kez")})
+		count := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			count++
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+		if want := n - (n+2)/3; count != want {
+			t.Fatalf("%s: iterated %d keys, want %d", stage, count, want)
+		}
+	}
+	check("memtable")
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	check("flushed")
+	if err := d.Compact(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	check("compacted")
+	t.Log(d.Metrics())
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = mustOpen(t, dir, testOptions(vfs.Default))
+	check("reopened")
+	for i := 0; i < 100; i++ {
+		d.Set([]byte(fmt.Sprintf("late%03d", i)), []byte("x"), Sync)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = mustOpen(t, dir, testOptions(vfs.Default))
+	defer d.Close()
+	check("reopened twice")
+	if _, ok := get(t, d, "late099"); !ok {
+		t.Fatal("synced write lost across reopen")
+	}
+}
