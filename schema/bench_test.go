@@ -52,3 +52,14 @@ func BenchmarkAppendJSONTick(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkVerifyDecodeHeartbeat(b *testing.B) {
+	frame, _ := AppendEvent(nil, Header{}, &Heartbeat{Source: "feed-handler-01", IntervalNs: 1e9})
+	var hb Heartbeat
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEvent(frame, &hb); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -214,8 +214,8 @@ func DecodeEvent(frame []byte, ev Event) (Header, error) {
 			Reason: fmt.Sprintf("frame type %v does not match the event %v", h.Type, ev.EventType())}
 	}
 	p := frame[HeaderSize:h.Length]
-	r, err := verifyRoot(h.Type, ev.desc(), p, HeaderSize)
-	if err != nil {
+	var r tableRef
+	if err := verifyRoot(h.Type, ev.desc(), p, HeaderSize, &r); err != nil {
 		return h, err
 	}
 	ev.decode(p, r)
@@ -225,8 +225,8 @@ func DecodeEvent(frame []byte, ev Event) (Header, error) {
 // DecodePayload verifies a payload (a flatbuffer without the frame header,
 // as stored in an LSM value) whose root table is ev's and decodes it into ev.
 func DecodePayload(payload []byte, ev Event) error {
-	r, err := verifyRoot(ev.EventType(), ev.desc(), payload, 0)
-	if err != nil {
+	var r tableRef
+	if err := verifyRoot(ev.EventType(), ev.desc(), payload, 0, &r); err != nil {
 		return err
 	}
 	ev.decode(payload, r)

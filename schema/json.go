@@ -41,7 +41,7 @@ func AppendJSON(dst, frame []byte) ([]byte, error) {
 			return dst, &FrameError{Op: "verify", Type: h.Type, Path: "header", Offset: 4,
 				Reason: fmt.Sprintf("unknown frame type %d", uint16(h.Type))}
 		}
-		if r, err = verifyRoot(h.Type, et.desc, p, HeaderSize); err != nil {
+		if err = verifyRoot(h.Type, et.desc, p, HeaderSize, &r); err != nil {
 			return dst, err
 		}
 	}

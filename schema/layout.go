@@ -369,8 +369,8 @@ func vectorAt(p []byte, f, elemSize int) (start, n int) {
 	if t < 0 {
 		return 0, 0
 	}
-	n = int(getU32(p, t))
-	if n > (len(p)-t-4)/elemSize {
+	n = int(getU32(p, t)) // below 2^32: n*elemSize cannot overflow an int
+	if n*elemSize > len(p)-t-4 {
 		return 0, 0
 	}
 	return t + 4, n

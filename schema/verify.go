@@ -49,8 +49,8 @@ func Verify(frame []byte) error {
 		return &FrameError{Op: "verify", Type: typ, Path: "header", Offset: 4,
 			Reason: fmt.Sprintf("unknown frame type %d", uint16(typ))}
 	}
-	_, err = verifyRoot(typ, et.desc, frame[HeaderSize:n], HeaderSize)
-	return err
+	var r tableRef
+	return verifyRoot(typ, et.desc, frame[HeaderSize:n], HeaderSize, &r)
 }
 
 // frameBounds reads the type and length of a frame, checking the length as
@@ -75,8 +75,8 @@ func VerifyPayload(t Type, payload []byte) error {
 		return &FrameError{Op: "verify", Type: t, Path: "payload", Offset: 0,
 			Reason: fmt.Sprintf("unknown frame type %d", uint16(t))}
 	}
-	_, err := verifyRoot(t, et.desc, payload, 0)
-	return err
+	var r tableRef
+	return verifyRoot(t, et.desc, payload, 0, &r)
 }
 
 // verifier walks one payload. base is the payload's offset in what the
@@ -96,30 +96,32 @@ func (v *verifier) fieldFail(d *tableDesc, f *fieldDesc, off int, format string,
 	return v.fail(d.name+"."+f.name, off, format, args...)
 }
 
-func verifyRoot(t Type, d *tableDesc, p []byte, base int) (tableRef, error) {
-	if r, ok := quickVerify(p, d); ok {
-		return r, nil
+func verifyRoot(t Type, d *tableDesc, p []byte, base int, r *tableRef) error {
+	if quickVerify(p, d, r) {
+		return nil
 	}
-	return verifySlow(t, d, p, base)
+	var err error
+	*r, err = verifySlow(t, d, p, base)
+	return err
 }
 
 // quickVerify accepts the common case, a canonical root table whose
 // out-of-line objects are strings, [ubyte] or struct vectors, with the same
 // checks as the full walk but no error reporting. Anything else, valid or
 // not, goes to verifySlow, which alone reports errors.
-func quickVerify(p []byte, d *tableDesc) (tableRef, bool) {
+func quickVerify(p []byte, d *tableDesc, r *tableRef) bool {
 	if len(p) < 8 || len(p) > MaxFrameBytes-HeaderSize {
-		return tableRef{}, false
+		return false
 	}
 	pos := int(getU32(p, 0))
 	if pos > len(p)-4 || pos%4 != 0 || (d.align8 && pos%8 != 4) {
-		return tableRef{}, false
+		return false
 	}
 	vt := pos - int(getI32(p, pos))
 	vlen := len(d.canonVT)
 	if vt < 0 || vt%2 != 0 || vt > len(p)-vlen || pos+d.canonSize > len(p) ||
 		string(p[vt:vt+vlen]) != d.canonVT {
-		return tableRef{}, false
+		return false
 	}
 	for _, i := range d.refs {
 		f := &d.fields[i]
@@ -127,31 +129,32 @@ func quickVerify(p []byte, d *tableDesc) (tableRef, bool) {
 		u := getU32(p, fp)
 		t := fp + int(u)
 		if u == 0 || u >= 1<<31 || t > len(p)-4 || t%4 != 0 {
-			return tableRef{}, false
+			return false
 		}
 		n := int(getU32(p, t))
 		start := t + 4
 		if n > f.maxLen {
-			return tableRef{}, false
+			return false
 		}
 		switch f.kind {
 		case kindString:
 			if start+n >= len(p) || p[start+n] != 0 || (f.required && n == 0) || !utf8.Valid(p[start:start+n]) {
-				return tableRef{}, false
+				return false
 			}
 		case kindBytes:
 			if start+n > len(p) {
-				return tableRef{}, false
+				return false
 			}
 		case kindStructs:
 			if start%f.strct.align != 0 || start+n*f.strct.size > len(p) {
-				return tableRef{}, false
+				return false
 			}
 		default:
-			return tableRef{}, false
+			return false
 		}
 	}
-	return tableRef{pos: pos, vtablePos: vt, vtableLen: vlen, tableLen: d.canonSize, canonical: true}, true
+	*r = tableRef{pos: pos, vtablePos: vt, vtableLen: vlen, tableLen: d.canonSize, canonical: true}
+	return true
 }
 
 // verifySlow walks the whole payload and reports the first problem.

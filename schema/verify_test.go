@@ -63,7 +63,8 @@ func verifyOrRead(frame []byte) error {
 	if h, herr := DecodeHeader(frame); herr == nil && h.Type != TypePadding {
 		d := lookupType(h.Type).desc
 		p := frame[HeaderSize:h.Length]
-		if _, ok := quickVerify(p, d); ok {
+		var r tableRef
+		if quickVerify(p, d, &r) {
 			if _, serr := verifySlow(h.Type, d, p, HeaderSize); serr != nil {
 				return fmt.Errorf("quick path accepted what the full walk rejects: %v", serr)
 			}
@@ -333,7 +334,8 @@ func TestVerifyBoundsDepthAndCount(t *testing.T) {
 			putU16(p, vt+4, 0) // the last has no next
 		}
 	}
-	_, err := verifyRoot(TypeTick, &node, p, 0)
+	var r tableRef
+	err := verifyRoot(TypeTick, &node, p, 0, &r)
 	if err == nil || !strings.Contains(err.Error(), "deeper than MaxDepth") {
 		t.Fatalf("chain of %d tables: got %v, want the MaxDepth error", links, err)
 	}
