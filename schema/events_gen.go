@@ -2,6 +2,8 @@
 
 package schema
 
+// Direction is the enum Direction of events.fbs.
+//
 // Side of an order or trade (DIFF direction).
 type Direction uint8
 
@@ -16,6 +18,8 @@ var enumDirection = enumDesc{name: "Direction", values: []string{"BUY", "SELL"}}
 // String returns the name of v in events.fbs, or Direction(n) for a value it does not name.
 func (v Direction) String() string { return enumString(&enumDirection, uint8(v)) }
 
+// NotifyLevel is the enum NotifyLevel of events.fbs.
+//
 // DIFF notify level.
 type NotifyLevel uint8
 
@@ -31,6 +35,8 @@ var enumNotifyLevel = enumDesc{name: "NotifyLevel", values: []string{"INFO", "WA
 // String returns the name of v in events.fbs, or NotifyLevel(n) for a value it does not name.
 func (v NotifyLevel) String() string { return enumString(&enumNotifyLevel, uint8(v)) }
 
+// NotifyType is the enum NotifyType of events.fbs.
+//
 // DIFF notify type.
 type NotifyType uint8
 
@@ -46,6 +52,8 @@ var enumNotifyType = enumDesc{name: "NotifyType", values: []string{"MESSAGE", "T
 // String returns the name of v in events.fbs, or NotifyType(n) for a value it does not name.
 func (v NotifyType) String() string { return enumString(&enumNotifyType, uint8(v)) }
 
+// Offset is the enum Offset of events.fbs.
+//
 // Open or close a position (DIFF offset).
 type Offset uint8
 
@@ -61,6 +69,8 @@ var enumOffset = enumDesc{name: "Offset", values: []string{"OPEN", "CLOSE", "CLO
 // String returns the name of v in events.fbs, or Offset(n) for a value it does not name.
 func (v Offset) String() string { return enumString(&enumOffset, uint8(v)) }
 
+// OrderStatus is the enum OrderStatus of events.fbs.
+//
 // DIFF order status: only ALIVE or FINISHED.
 type OrderStatus uint8
 
@@ -75,6 +85,8 @@ var enumOrderStatus = enumDesc{name: "OrderStatus", values: []string{"ALIVE", "F
 // String returns the name of v in events.fbs, or OrderStatus(n) for a value it does not name.
 func (v OrderStatus) String() string { return enumString(&enumOrderStatus, uint8(v)) }
 
+// PriceType is the enum PriceType of events.fbs.
+//
 // DIFF price_type.
 type PriceType uint8
 
@@ -91,6 +103,8 @@ var enumPriceType = enumDesc{name: "PriceType", values: []string{"LIMIT", "ANY",
 // String returns the name of v in events.fbs, or PriceType(n) for a value it does not name.
 func (v PriceType) String() string { return enumString(&enumPriceType, uint8(v)) }
 
+// Side is the enum Side of events.fbs.
+//
 // Side of a book level.
 type Side uint8
 
@@ -105,6 +119,8 @@ var enumSide = enumDesc{name: "Side", values: []string{"BID", "ASK"}}
 // String returns the name of v in events.fbs, or Side(n) for a value it does not name.
 func (v Side) String() string { return enumString(&enumSide, uint8(v)) }
 
+// TimeCondition is the enum TimeCondition of events.fbs.
+//
 // DIFF time_condition.
 type TimeCondition uint8
 
@@ -123,6 +139,8 @@ var enumTimeCondition = enumDesc{name: "TimeCondition", values: []string{"IOC", 
 // String returns the name of v in events.fbs, or TimeCondition(n) for a value it does not name.
 func (v TimeCondition) String() string { return enumString(&enumTimeCondition, uint8(v)) }
 
+// VolumeCondition is the enum VolumeCondition of events.fbs.
+//
 // DIFF volume_condition.
 type VolumeCondition uint8
 
@@ -138,6 +156,8 @@ var enumVolumeCondition = enumDesc{name: "VolumeCondition", values: []string{"AN
 // String returns the name of v in events.fbs, or VolumeCondition(n) for a value it does not name.
 func (v VolumeCondition) String() string { return enumString(&enumVolumeCondition, uint8(v)) }
 
+// LevelUpdate is the struct LevelUpdate of events.fbs, stored inline in vectors.
+//
 // A change to one level of a book: volume 0 removes the level.
 type LevelUpdate struct {
 	Price  float64
@@ -178,6 +198,8 @@ func (s *LevelUpdate) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// PriceLevel is the struct PriceLevel of events.fbs, stored inline in vectors.
+//
 // One price level of a book.
 type PriceLevel struct {
 	Price  float64
@@ -211,6 +233,8 @@ func (s *PriceLevel) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// TradingSession is the struct TradingSession of events.fbs, stored inline in vectors.
+//
 // A trading session in exchange-local time of day.
 type TradingSession struct {
 	// Start, ns after local midnight of the trading day (a night session that
@@ -247,9 +271,9 @@ func (s *TradingSession) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Liveness marker a publisher emits when it has nothing else to say.
+// Heartbeat is the table Heartbeat of events.fbs, the payload of frames of type TypeHeartbeat.
 //
-// It is the payload of frames of type TypeHeartbeat.
+// Liveness marker a publisher emits when it has nothing else to say.
 type Heartbeat struct {
 	// Name of the emitting process or tenant.
 	Source string
@@ -318,9 +342,9 @@ func (v *Heartbeat) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Marker: all state up to these positions is persisted.
+// Checkpoint is the table Checkpoint of events.fbs, the payload of frames of type TypeCheckpoint.
 //
-// It is the payload of frames of type TypeCheckpoint.
+// Marker: all state up to these positions is persisted.
 type Checkpoint struct {
 	CheckpointID uint64
 	// The WAL position the checkpoint covers.
@@ -427,11 +451,11 @@ func (v *Checkpoint) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// Tick is the table Tick of events.fbs, the payload of frames of type TypeTick.
+//
 // Level-1 quote with five book levels, named as the DIFF Quote. A price that
 // is not known (an empty book level, close and settlement before the close)
 // is NaN; an empty level's volume is 0.
-//
-// It is the payload of frames of type TypeTick.
 type Tick struct {
 	InstrumentID string
 	// Exchange timestamp, ns.
@@ -730,9 +754,9 @@ func (v *Tick) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Full level-2 book, best level first on each side.
+// OrderBookSnapshot is the table OrderBookSnapshot of events.fbs, the payload of frames of type TypeOrderBookSnapshot.
 //
-// It is the payload of frames of type TypeOrderBookSnapshot.
+// Full level-2 book, best level first on each side.
 type OrderBookSnapshot struct {
 	InstrumentID string
 	Datetime     int64
@@ -859,9 +883,9 @@ func (v *OrderBookSnapshot) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Incremental level-2 change, applied in order to the book of book_seq - 1.
+// OrderBookDelta is the table OrderBookDelta of events.fbs, the payload of frames of type TypeOrderBookDelta.
 //
-// It is the payload of frames of type TypeOrderBookDelta.
+// Incremental level-2 change, applied in order to the book of book_seq - 1.
 type OrderBookDelta struct {
 	InstrumentID string
 	Datetime     int64
@@ -961,9 +985,9 @@ func (v *OrderBookDelta) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Reference data of one instrument, so static fields do not ride on ticks.
+// Instrument is the table Instrument of events.fbs, the payload of frames of type TypeInstrument.
 //
-// It is the payload of frames of type TypeInstrument.
+// Reference data of one instrument, so static fields do not ride on ticks.
 type Instrument struct {
 	InstrumentID string
 	ExchangeID   string
@@ -1162,9 +1186,9 @@ func (v *Instrument) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// A bar derived by the appliance.
+// Kline is the table Kline of events.fbs, the payload of frames of type TypeKline.
 //
-// It is the payload of frames of type TypeKline.
+// A bar derived by the appliance.
 type Kline struct {
 	InstrumentID string
 	// Bar start, ns.
@@ -1289,9 +1313,9 @@ func (v *Kline) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// State of an order, as DIFF trade/<user>/orders/<order_id>.
+// Order is the table Order of events.fbs, the payload of frames of type TypeOrder.
 //
-// It is the payload of frames of type TypeOrder.
+// State of an order, as DIFF trade/<user>/orders/<order_id>.
 type Order struct {
 	Seqno        int64
 	UserID       string
@@ -1484,9 +1508,9 @@ func (v *Order) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// A fill, as DIFF trade/<user>/trades/<order_id|exchange_trade_id>.
+// Trade is the table Trade of events.fbs, the payload of frames of type TypeTrade.
 //
-// It is the payload of frames of type TypeTrade.
+// A fill, as DIFF trade/<user>/trades/<order_id|exchange_trade_id>.
 type Trade struct {
 	Seqno           int64
 	UserID          string
@@ -1650,9 +1674,9 @@ func (v *Trade) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Funds of one account in one currency, as DIFF trade/<user>/accounts/<currency>.
+// Account is the table Account of events.fbs, the payload of frames of type TypeAccount.
 //
-// It is the payload of frames of type TypeAccount.
+// Funds of one account in one currency, as DIFF trade/<user>/accounts/<currency>.
 type Account struct {
 	UserID           string
 	Currency         string
@@ -1835,9 +1859,9 @@ func (v *Account) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Holdings in one instrument, as DIFF trade/<user>/positions/<EXCH.code>.
+// Position is the table Position of events.fbs, the payload of frames of type TypePosition.
 //
-// It is the payload of frames of type TypePosition.
+// Holdings in one instrument, as DIFF trade/<user>/positions/<EXCH.code>.
 type Position struct {
 	UserID                 string
 	ExchangeID             string
@@ -2129,9 +2153,9 @@ func (v *Position) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// Result of a bank transfer, as DIFF trade/<user>/transfers/<serial>.
+// Transfer is the table Transfer of events.fbs, the payload of frames of type TypeTransfer.
 //
-// It is the payload of frames of type TypeTransfer.
+// Result of a bank transfer, as DIFF trade/<user>/transfers/<serial>.
 type Transfer struct {
 	UserID   string
 	Serial   int64
@@ -2242,10 +2266,10 @@ func (v *Transfer) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// Notify is the table Notify of events.fbs, the payload of frames of type TypeNotify.
+//
 // A notification for one user (or for every session when user_id is empty),
 // as DIFF notify/<key>.
-//
-// It is the payload of frames of type TypeNotify.
 type Notify struct {
 	UserID  string
 	Type    NotifyType
@@ -2337,9 +2361,9 @@ func (v *Notify) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// A user was created or replaced in the appliance's user store.
+// UserRegistered is the table UserRegistered of events.fbs, the payload of frames of type TypeUserRegistered.
 //
-// It is the payload of frames of type TypeUserRegistered.
+// A user was created or replaced in the appliance's user store.
 type UserRegistered struct {
 	UserID   string
 	UserName string
@@ -2451,9 +2475,9 @@ func (v *UserRegistered) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// A trading account was bound to a user: the user may see and trade it.
+// AccountBound is the table AccountBound of events.fbs, the payload of frames of type TypeAccountBound.
 //
-// It is the payload of frames of type TypeAccountBound.
+// A trading account was bound to a user: the user may see and trade it.
 type AccountBound struct {
 	UserID    string
 	AccountID string
@@ -2531,9 +2555,9 @@ func (v *AccountBound) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// DIFF insert_order, forwarded to the trading engine.
+// OrderRequest is the table OrderRequest of events.fbs, the payload of frames of type TypeOrderRequest.
 //
-// It is the payload of frames of type TypeOrderRequest.
+// DIFF insert_order, forwarded to the trading engine.
 type OrderRequest struct {
 	UserID          string
 	OrderID         string
@@ -2675,9 +2699,9 @@ func (v *OrderRequest) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
-// DIFF cancel_order, forwarded to the trading engine.
+// CancelRequest is the table CancelRequest of events.fbs, the payload of frames of type TypeCancelRequest.
 //
-// It is the payload of frames of type TypeCancelRequest.
+// DIFF cancel_order, forwarded to the trading engine.
 type CancelRequest struct {
 	UserID  string
 	OrderID string
@@ -2746,11 +2770,11 @@ func (v *CancelRequest) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// TransferRequest is the table TransferRequest of events.fbs, the payload of frames of type TypeTransferRequest.
+//
 // DIFF req_transfer, forwarded to the trading engine. The passwords travel
 // as the client sent them: topics carrying this event are as sensitive as
 // the DIFF connection itself.
-//
-// It is the payload of frames of type TypeTransferRequest.
 type TransferRequest struct {
 	UserID         string
 	FutureAccount  string
@@ -2872,6 +2896,8 @@ func (v *TransferRequest) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// Argon2idParams is the table Argon2idParams of events.fbs, nested in events.
+//
 // Parameters of the argon2id hash of a password.
 type Argon2idParams struct {
 	// Passes over memory (argon2 t).
@@ -2961,6 +2987,8 @@ func (v *Argon2idParams) setJSON(name string, raw []byte) error {
 	return errUnknownField
 }
 
+// TopicPosition is the table TopicPosition of events.fbs, nested in events.
+//
 // The position of one topic covered by a checkpoint.
 type TopicPosition struct {
 	Topic string

@@ -214,7 +214,11 @@ func genPackage(m *model, fbsName string) []byte {
 
 	// Enums.
 	for _, e := range m.enums {
-		w.doc(e.doc, "")
+		w.p("// %s is the enum %s of %s.", e.name, e.name, fbsName)
+		if len(e.doc) > 0 {
+			w.p("//")
+			w.doc(e.doc, "")
+		}
 		w.p("type %s uint8", e.name)
 		w.p("")
 		w.p("// The values of %s, named as in %s.", e.name, fbsName)
@@ -237,7 +241,11 @@ func genPackage(m *model, fbsName string) []byte {
 
 	// Structs.
 	for _, s := range m.structs {
-		w.doc(s.doc, "")
+		w.p("// %s is the struct %s of %s, stored inline in vectors.", s.name, s.name, fbsName)
+		if len(s.doc) > 0 {
+			w.p("//")
+			w.doc(s.doc, "")
+		}
 		w.p("type %s struct {", s.name)
 		for _, f := range s.fields {
 			w.doc(f.doc, "\t")
@@ -335,12 +343,14 @@ func genPackage(m *model, fbsName string) []byte {
 
 func genTable(w *writer, t *tableM, nested bool, fbsName string) {
 	d := "desc" + t.name
-	w.doc(t.doc, "")
 	if t.typeID != 0 {
-		if len(t.doc) > 0 {
-			w.p("//")
-		}
-		w.p("// It is the payload of frames of type Type%s.", t.name)
+		w.p("// %s is the table %s of %s, the payload of frames of type Type%s.", t.name, t.name, fbsName, t.name)
+	} else {
+		w.p("// %s is the table %s of %s, nested in events.", t.name, t.name, fbsName)
+	}
+	if len(t.doc) > 0 {
+		w.p("//")
+		w.doc(t.doc, "")
 	}
 	w.p("type %s struct {", t.name)
 	for _, f := range t.fields {
