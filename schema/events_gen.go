@@ -401,7 +401,8 @@ func (v *Checkpoint) encodeAt(p []byte, at int) (tablePos, end int) {
 	putU64(t, 12, v.WalLSN)
 	putI64(t, 20, v.CreatedNs)
 	end = tp + 32
-	if e := beginVector(p, tp+28, end, len(v.Topics), 4); true {
+	{
+		e := beginVector(p, tp+28, end, len(v.Topics), 4)
 		end = e + 4*len(v.Topics)
 		for i := range v.Topics {
 			var sub int
@@ -418,7 +419,8 @@ func (v *Checkpoint) decode(p []byte, r tableRef) {
 		v.CheckpointID = getU64(t, 4)
 		v.WalLSN = getU64(t, 12)
 		v.CreatedNs = getI64(t, 20)
-		if s, n := vectorAt(p, r.pos+28, 4); true {
+		{
+			s, n := vectorAt(p, r.pos+28, 4)
 			v.Topics = resize(v.Topics, n)
 			for i := range v.Topics {
 				v.Topics[i].decodeAt(p, s+4*i)
@@ -429,7 +431,8 @@ func (v *Checkpoint) decode(p []byte, r tableRef) {
 	v.CheckpointID = r.u64(p, 0)
 	v.WalLSN = r.u64(p, 1)
 	v.CreatedNs = r.i64(p, 2)
-	if s, n := vectorAt(p, r.field(p, 3, 4), 4); true {
+	{
+		s, n := vectorAt(p, r.field(p, 3, 4), 4)
 		v.Topics = resize(v.Topics, n)
 		for i := range v.Topics {
 			v.Topics[i].decodeAt(p, s+4*i)
@@ -815,13 +818,15 @@ func (v *OrderBookSnapshot) encodeAt(p []byte, at int) (tablePos, end int) {
 	putU64(t, 12, v.BookSeq)
 	end = tp + 32
 	end = putString(p, tp+20, end, v.InstrumentID)
-	if e := beginVector(p, tp+24, end, len(v.Bids), 8); true {
+	{
+		e := beginVector(p, tp+24, end, len(v.Bids), 8)
 		for i := range v.Bids {
 			v.Bids[i].put(p[e+16*i:])
 		}
 		end = e + 16*len(v.Bids)
 	}
-	if e := beginVector(p, tp+28, end, len(v.Asks), 8); true {
+	{
+		e := beginVector(p, tp+28, end, len(v.Asks), 8)
 		for i := range v.Asks {
 			v.Asks[i].put(p[e+16*i:])
 		}
@@ -836,13 +841,15 @@ func (v *OrderBookSnapshot) decode(p []byte, r tableRef) {
 		v.Datetime = getI64(t, 4)
 		v.BookSeq = getU64(t, 12)
 		v.InstrumentID = stringAt(p, r.pos+20, v.InstrumentID)
-		if s, n := vectorAt(p, r.pos+24, 16); true {
+		{
+			s, n := vectorAt(p, r.pos+24, 16)
 			v.Bids = resize(v.Bids, n)
 			for i := range v.Bids {
 				v.Bids[i].get(p[s+16*i:])
 			}
 		}
-		if s, n := vectorAt(p, r.pos+28, 16); true {
+		{
+			s, n := vectorAt(p, r.pos+28, 16)
 			v.Asks = resize(v.Asks, n)
 			for i := range v.Asks {
 				v.Asks[i].get(p[s+16*i:])
@@ -853,13 +860,15 @@ func (v *OrderBookSnapshot) decode(p []byte, r tableRef) {
 	v.Datetime = r.i64(p, 1)
 	v.BookSeq = r.u64(p, 2)
 	v.InstrumentID = stringAt(p, r.field(p, 0, 4), v.InstrumentID)
-	if s, n := vectorAt(p, r.field(p, 3, 4), 16); true {
+	{
+		s, n := vectorAt(p, r.field(p, 3, 4), 16)
 		v.Bids = resize(v.Bids, n)
 		for i := range v.Bids {
 			v.Bids[i].get(p[s+16*i:])
 		}
 	}
-	if s, n := vectorAt(p, r.field(p, 4, 4), 16); true {
+	{
+		s, n := vectorAt(p, r.field(p, 4, 4), 16)
 		v.Asks = resize(v.Asks, n)
 		for i := range v.Asks {
 			v.Asks[i].get(p[s+16*i:])
@@ -937,7 +946,8 @@ func (v *OrderBookDelta) encodeAt(p []byte, at int) (tablePos, end int) {
 	putU64(t, 12, v.BookSeq)
 	end = tp + 28
 	end = putString(p, tp+20, end, v.InstrumentID)
-	if e := beginVector(p, tp+24, end, len(v.Updates), 8); true {
+	{
+		e := beginVector(p, tp+24, end, len(v.Updates), 8)
 		for i := range v.Updates {
 			v.Updates[i].put(p[e+24*i:])
 		}
@@ -952,7 +962,8 @@ func (v *OrderBookDelta) decode(p []byte, r tableRef) {
 		v.Datetime = getI64(t, 4)
 		v.BookSeq = getU64(t, 12)
 		v.InstrumentID = stringAt(p, r.pos+20, v.InstrumentID)
-		if s, n := vectorAt(p, r.pos+24, 24); true {
+		{
+			s, n := vectorAt(p, r.pos+24, 24)
 			v.Updates = resize(v.Updates, n)
 			for i := range v.Updates {
 				v.Updates[i].get(p[s+24*i:])
@@ -963,7 +974,8 @@ func (v *OrderBookDelta) decode(p []byte, r tableRef) {
 	v.Datetime = r.i64(p, 1)
 	v.BookSeq = r.u64(p, 2)
 	v.InstrumentID = stringAt(p, r.field(p, 0, 4), v.InstrumentID)
-	if s, n := vectorAt(p, r.field(p, 3, 4), 24); true {
+	{
+		s, n := vectorAt(p, r.field(p, 3, 4), 24)
 		v.Updates = resize(v.Updates, n)
 		for i := range v.Updates {
 			v.Updates[i].get(p[s+24*i:])
@@ -1090,7 +1102,8 @@ func (v *Instrument) encodeAt(p []byte, at int) (tablePos, end int) {
 	end = putString(p, tp+88, end, v.ExchangeID)
 	end = putString(p, tp+92, end, v.Code)
 	end = putString(p, tp+96, end, v.Name)
-	if e := beginVector(p, tp+104, end, len(v.TradingSessions), 8); true {
+	{
+		e := beginVector(p, tp+104, end, len(v.TradingSessions), 8)
 		for i := range v.TradingSessions {
 			v.TradingSessions[i].put(p[e+16*i:])
 		}
@@ -1117,7 +1130,8 @@ func (v *Instrument) decode(p []byte, r tableRef) {
 		v.ExchangeID = stringAt(p, r.pos+88, v.ExchangeID)
 		v.Code = stringAt(p, r.pos+92, v.Code)
 		v.Name = stringAt(p, r.pos+96, v.Name)
-		if s, n := vectorAt(p, r.pos+104, 16); true {
+		{
+			s, n := vectorAt(p, r.pos+104, 16)
 			v.TradingSessions = resize(v.TradingSessions, n)
 			for i := range v.TradingSessions {
 				v.TradingSessions[i].get(p[s+16*i:])
@@ -1140,7 +1154,8 @@ func (v *Instrument) decode(p []byte, r tableRef) {
 	v.ExchangeID = stringAt(p, r.field(p, 1, 4), v.ExchangeID)
 	v.Code = stringAt(p, r.field(p, 2, 4), v.Code)
 	v.Name = stringAt(p, r.field(p, 3, 4), v.Name)
-	if s, n := vectorAt(p, r.field(p, 15, 4), 16); true {
+	{
+		s, n := vectorAt(p, r.field(p, 15, 4), 16)
 		v.TradingSessions = resize(v.TradingSessions, n)
 		for i := range v.TradingSessions {
 			v.TradingSessions[i].get(p[s+16*i:])
@@ -2430,9 +2445,10 @@ func (v *UserRegistered) encodeAt(p []byte, at int) (tablePos, end int) {
 	end = putString(p, tp+12, end, v.UserID)
 	end = putString(p, tp+16, end, v.UserName)
 	end = putBytes(p, tp+20, end, v.PasswordHash)
-	if sub, e := v.Kdf.encodeAt(p, end); true {
+	{
+		var sub int
+		sub, end = v.Kdf.encodeAt(p, end)
 		setOffset(p, tp+24, sub)
-		end = e
 	}
 	return tp, end
 }

@@ -229,6 +229,10 @@ func appendJSONBytes(dst, b []byte) []byte {
 // does not have.
 var errUnknownField = errors.New("unknown field")
 
+// MaxJSONBytes bounds the text FrameFromJSON accepts: the JSON of the
+// largest frame (base64 and escapes included) fits with room to spare.
+const MaxJSONBytes = 8 * MaxFrameBytes
+
 // FrameFromJSON parses one frame in the JSON form that AppendJSON writes and
 // appends the frame to dst. "header.type" and "event" are required; seq,
 // publish_ns and flags default to 0, and absent event fields to their zero
@@ -236,6 +240,9 @@ var errUnknownField = errors.New("unknown field")
 // names, unknown or repeated fields, JSON values of the wrong kind and values
 // that break a bound of events.fbs are errors naming the field.
 func FrameFromJSON(line, dst []byte) ([]byte, error) {
+	if len(line) > MaxJSONBytes {
+		return dst, fmt.Errorf("schema: json frame: %d bytes exceed MaxJSONBytes (%d)", len(line), MaxJSONBytes)
+	}
 	var h Header
 	typeSet := false
 	var event []byte

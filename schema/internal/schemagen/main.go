@@ -483,14 +483,16 @@ func genTable(w *writer, t *tableM, nested bool, fbsName string) {
 		case kBytes:
 			w.p("\tend = putBytes(p, %s, end, v.%s)", fp, f.goName)
 		case kStructs:
-			w.p("\tif e := beginVector(p, %s, end, len(v.%s), %d); true {", fp, f.goName, f.strct.align)
+			w.p("\t{")
+			w.p("\t\te := beginVector(p, %s, end, len(v.%s), %d)", fp, f.goName, f.strct.align)
 			w.p("\t\tfor i := range v.%s {", f.goName)
 			w.p("\t\t\tv.%s[i].put(p[e+%d*i:])", f.goName, f.strct.size)
 			w.p("\t\t}")
 			w.p("\t\tend = e + %d*len(v.%s)", f.strct.size, f.goName)
 			w.p("\t}")
 		case kTables:
-			w.p("\tif e := beginVector(p, %s, end, len(v.%s), 4); true {", fp, f.goName)
+			w.p("\t{")
+			w.p("\t\te := beginVector(p, %s, end, len(v.%s), 4)", fp, f.goName)
 			w.p("\t\tend = e + 4*len(v.%s)", f.goName)
 			w.p("\t\tfor i := range v.%s {", f.goName)
 			w.p("\t\t\tvar sub int")
@@ -499,9 +501,10 @@ func genTable(w *writer, t *tableM, nested bool, fbsName string) {
 			w.p("\t\t}")
 			w.p("\t}")
 		case kTable:
-			w.p("\tif sub, e := v.%s.encodeAt(p, end); true {", f.goName)
+			w.p("\t{")
+			w.p("\t\tvar sub int")
+			w.p("\t\tsub, end = v.%s.encodeAt(p, end)", f.goName)
 			w.p("\t\tsetOffset(p, %s, sub)", fp)
-			w.p("\t\tend = e")
 			w.p("\t}")
 		}
 	}
@@ -583,14 +586,16 @@ func genDecodeRef(w *writer, f *fieldM, fp, ind string) {
 	case kBytes:
 		w.p("%sv.%s = bytesInto(p, %s, v.%s)", ind, f.goName, fp, f.goName)
 	case kStructs:
-		w.p("%sif s, n := vectorAt(p, %s, %d); true {", ind, fp, f.strct.size)
+		w.p("%s{", ind)
+		w.p("%s\ts, n := vectorAt(p, %s, %d)", ind, fp, f.strct.size)
 		w.p("%s\tv.%s = resize(v.%s, n)", ind, f.goName, f.goName)
 		w.p("%s\tfor i := range v.%s {", ind, f.goName)
 		w.p("%s\t\tv.%s[i].get(p[s+%d*i:])", ind, f.goName, f.strct.size)
 		w.p("%s\t}", ind)
 		w.p("%s}", ind)
 	case kTables:
-		w.p("%sif s, n := vectorAt(p, %s, 4); true {", ind, fp)
+		w.p("%s{", ind)
+		w.p("%s\ts, n := vectorAt(p, %s, 4)", ind, fp)
 		w.p("%s\tv.%s = resize(v.%s, n)", ind, f.goName, f.goName)
 		w.p("%s\tfor i := range v.%s {", ind, f.goName)
 		w.p("%s\t\tv.%s[i].decodeAt(p, s+4*i)", ind, f.goName)
