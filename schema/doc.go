@@ -66,7 +66,8 @@
 // every type), none keeps state, and each writes every byte of the frame, so
 // a ring can claim FrameSize bytes, build in place over stale data, and
 // commit. PutEventUncommitted leaves the length word zero for a ring that
-// commits by storing it last. A value that breaks a bound of events.fbs
+// commits by storing it last; PutPayload writes only the flatbuffer, for a
+// ring that writes the header itself. A value that breaks a bound of events.fbs
 // (a string or vector over its max_len, invalid UTF-8, an empty required
 // string) or a buffer that is too small gives a *FrameError naming the field
 // and the limit, and nothing is written.

@@ -175,6 +175,29 @@ func putSized(buf []byte, h Header, ev Event, n int) (int, error) {
 	return n, nil
 }
 
+// PutPayload writes only the payload of ev (the flatbuffer, FrameSize(ev) -
+// HeaderSize bytes) at the start of buf, for a ring or log that writes the
+// frame header itself, and returns its length. Like PutEvent it allocates
+// nothing, writes every byte, and writes nothing when it fails.
+func PutPayload(buf []byte, ev Event) (int, error) {
+	n, err := FrameSize(ev)
+	if err != nil {
+		return 0, err
+	}
+	n -= HeaderSize
+	if n > len(buf) {
+		return 0, &FrameError{Op: "build", Type: ev.EventType(), Path: ev.desc().name, Offset: -1,
+			Reason: fmt.Sprintf("payload needs %d bytes, the buffer has %d", n, len(buf))}
+	}
+	p := buf[:n]
+	tp, end := ev.encodeAt(p, rootTableAt)
+	putU32(p, 0, uint32(tp))
+	if end != n {
+		panic(fmt.Sprintf("schema: %v encoded %d payload bytes, sized %d", ev.EventType(), end, n))
+	}
+	return n, nil
+}
+
 // AppendEvent appends the frame of ev to dst, as PutEvent writes it. It
 // allocates only when dst lacks the capacity.
 func AppendEvent(dst []byte, h Header, ev Event) ([]byte, error) {

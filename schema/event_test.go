@@ -140,6 +140,13 @@ func TestHotPathAllocs(t *testing.T) {
 		}); a != 0 {
 			t.Errorf("PutEventUncommitted(%v): %v allocs/op, want 0", typ, a)
 		}
+		if a := testing.AllocsPerRun(100, func() {
+			if _, err := PutPayload(buf, ev); err != nil {
+				t.Fatal(err)
+			}
+		}); a != 0 {
+			t.Errorf("PutPayload(%v): %v allocs/op, want 0", typ, a)
+		}
 		dst := make([]byte, 0, 2*len(frame))
 		if a := testing.AllocsPerRun(100, func() {
 			var err error
@@ -195,6 +202,13 @@ func TestPutEventWritesEveryByte(t *testing.T) {
 		}
 		if _, err := PutEventUncommitted(dirty, h, ev); err != nil || getU32(dirty, 0) != 0 || !bytes.Equal(dirty[4:], clean[4:]) {
 			t.Errorf("%v: PutEventUncommitted must write all but a zero length word", typ)
+		}
+		payload := bytes.Repeat([]byte{0x5a}, len(clean)-HeaderSize)
+		if n, err := PutPayload(payload, ev); err != nil || n != len(payload) || !bytes.Equal(payload, clean[HeaderSize:]) {
+			t.Errorf("%v: PutPayload wrote other bytes than PutEvent's payload (%v)", typ, err)
+		}
+		if _, err := PutPayload(payload[:len(payload)-1], ev); err == nil || !strings.Contains(err.Error(), "payload needs") {
+			t.Errorf("%v: PutPayload into a short buffer: %v", typ, err)
 		}
 	}
 }
