@@ -12,6 +12,7 @@ const (
 	DefaultMaxGroupBytes     = 1 << 20
 	DefaultMaxInFlightFrames = 4
 	DefaultMaxWaiters        = 4096
+	DefaultPipelineFillBytes = BlockSize
 	DefaultPreparedSegments  = 1
 	DefaultRecycledSegments  = 2
 
@@ -35,6 +36,12 @@ type Options struct {
 	// MaxInFlightFrames bounds frames written but not yet acknowledged
 	// (1..16): the pipelining depth. Appends beyond wait for a slot.
 	MaxInFlightFrames int
+	// PipelineFillBytes is the size a commit group must reach before it is
+	// written while other frames are in flight; with none in flight a
+	// group is written at once, whatever its size. Every frame costs at
+	// least one 4 KiB write, so starting tiny frames in parallel spends the
+	// device's write rate on padding. Negative means 0 (always pipeline).
+	PipelineFillBytes int
 	// MaxWaiters bounds callers blocked in Append or WaitDurable at once;
 	// one more gets an error naming the limit.
 	MaxWaiters int
@@ -67,6 +74,11 @@ func (o *Options) withDefaults() (Options, error) {
 	}
 	if r.MaxInFlightFrames == 0 {
 		r.MaxInFlightFrames = DefaultMaxInFlightFrames
+	}
+	if r.PipelineFillBytes == 0 {
+		r.PipelineFillBytes = DefaultPipelineFillBytes
+	} else if r.PipelineFillBytes < 0 {
+		r.PipelineFillBytes = 0
 	}
 	if r.MaxWaiters == 0 {
 		r.MaxWaiters = DefaultMaxWaiters

@@ -1,0 +1,56 @@
+package main
+
+import (
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapewire/tapewire/bench/internal/harness"
+)
+
+// closedLoop runs op from writers goroutines for d, each timing every
+// operation, and returns ops/s and the merged latency percentiles.
+func closedLoop(writers int, d time.Duration, op func(w int, n int) error) (harness.Result, int64, error) {
+	hs := make([]*harness.Histogram, writers)
+	counts := make([]int64, writers)
+	errs := make([]error, writers)
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	before := harness.Mallocs()
+	start := time.Now()
+	for w := range writers {
+		hs[w] = harness.NewHistogram()
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			h := hs[w]
+			for n := 0; !stop.Load(); n++ {
+				t0 := time.Now()
+				if err := op(w, n); err != nil {
+					errs[w] = err
+					stop.Store(true)
+					return
+				}
+				h.Record(int64(time.Since(t0)))
+				counts[w]++
+			}
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	elapsed := time.Since(start)
+	var total int64
+	for w := range writers {
+		if errs[w] != nil {
+			return harness.Result{}, 0, errs[w]
+		}
+		total += counts[w]
+		if w > 0 {
+			hs[0].Merge(hs[w])
+		}
+	}
+	r := harness.Result{OpsPerSec: float64(total) / elapsed.Seconds(), AllocsPerOp: harness.AllocsPerOp(before, total)}
+	hs[0].Fill(&r)
+	return r, total, nil
+}
