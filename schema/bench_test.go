@@ -63,3 +63,16 @@ func BenchmarkVerifyDecodeHeartbeat(b *testing.B) {
 		}
 	}
 }
+
+func BenchmarkVerifyDecodeOrder(b *testing.B) {
+	frame, _ := AppendEvent(nil, Header{}, &Order{Seqno: 7, UserID: "trader-0042", OrderID: "ord-20260101-000123",
+		ExchangeID: "SHFE", InstrumentID: "SHFE.cu2501", Direction: DirectionSELL, VolumeOrign: 5, LimitPrice: 73250,
+		InsertDateTime: 1767225600000000000, ExchangeOrderID: "      123456", VolumeLeft: 5, LastMsg: "accepted"})
+	var o Order
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := DecodeEvent(frame, &o); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	flatbuffers "github.com/google/flatbuffers/go"
 )
@@ -390,6 +391,15 @@ func TestReadsSurviveChangesAfterVerify(t *testing.T) {
 				ev.decode(p, r)
 				appendTableJSON(nil, p, r, d)
 			}()
+		}
+	}
+}
+
+func TestValidUTF8(t *testing.T) {
+	for _, s := range []string{"", "a", "SHFE.cu2501", "exactly8", "sixteen-bytes-ok", "铜", "abcdefgh铜", "abcdefg\xff",
+		"\xff", "abcdefghijklmno\xc3", "abcdefghi\xc3\xa9", "\xed\xa0\x80"} {
+		if got, want := validUTF8([]byte(s)), utf8.ValidString(s); got != want {
+			t.Errorf("validUTF8(%q) = %v, want %v", s, got, want)
 		}
 	}
 }
