@@ -43,17 +43,17 @@ var optionSets = []optionSet{
 
 // harness drives both engines.
 type harness struct {
-	t       *testing.T
-	rng     *rand.Rand
-	fs      vfs.FS
-	dir     string
-	opts    lsm.Options
-	ours    *lsm.DB
-	pfs     pvfs.FS
-	theirs  *pebble.DB
-	snaps   []snapPair
-	op      int
-	trace   []string
+	t        *testing.T
+	rng      *rand.Rand
+	fs       vfs.FS
+	dir      string
+	opts     lsm.Options
+	ours     *lsm.DB
+	pfs      pvfs.FS
+	theirs   *pebble.DB
+	snaps    []snapPair
+	op       int
+	trace    []string
 	keySpace int
 }
 
