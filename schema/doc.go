@@ -78,7 +78,10 @@
 // flatc's accessors read out of bounds or panic. Verify (a frame) and
 // VerifyPayload (a payload) check everything an accessor relies on: see
 // Verify for the list. After Verify succeeds, flatc's generated accessors
-// (package schema/fb) are safe on those bytes. Verify never panics and never
+// (package schema/fb) are safe on those bytes as long as they do not change;
+// a reader of bytes that another process may overwrite meanwhile (a ring
+// slot) uses DecodeEvent, whose reads stay safe either way. Verify never
+// panics and never
 // reads outside its input, whatever the input; its errors are *FrameError
 // values naming the type, the field path ("Checkpoint.topics[2].topic") and
 // the byte offset.
