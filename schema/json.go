@@ -518,23 +518,30 @@ type jsonSettable[T any] interface {
 	setJSON(name string, raw []byte) error
 }
 
-// jsonVector parses an array of objects into dst, at most maxLen of them.
+// jsonVector parses an array of objects into dst, at most maxLen of them; it
+// stops reading at the first element past the limit.
 func jsonVector[T any, PT jsonSettable[T]](raw []byte, maxLen int, dst *[]T) error {
-	var elems []json.RawMessage
 	if len(raw) == 0 || raw[0] != '[' {
 		return fmt.Errorf("want an array, got %s", jsonKind(raw))
 	}
-	if err := json.Unmarshal(raw, &elems); err != nil {
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	if _, err := dec.Token(); err != nil { // the opening bracket
 		return err
 	}
-	if len(elems) > maxLen {
-		return fmt.Errorf("%d elements exceed the limit of %d", len(elems), maxLen)
-	}
-	out := make([]T, len(elems))
-	for i, e := range elems {
-		if err := jsonObject(e, PT(&out[i]).setJSON); err != nil {
+	var out []T
+	for i := 0; dec.More(); i++ {
+		if i == maxLen {
+			return fmt.Errorf("more than the limit of %d elements", maxLen)
+		}
+		var elem json.RawMessage
+		if err := dec.Decode(&elem); err != nil {
 			return fmt.Errorf("element %d: %w", i, err)
 		}
+		var x T
+		if err := jsonObject(elem, PT(&x).setJSON); err != nil {
+			return fmt.Errorf("element %d: %w", i, err)
+		}
+		out = append(out, x)
 	}
 	*dst = out
 	return nil

@@ -38,6 +38,8 @@ var badJSON = []struct {
 	{`{"header":{"type":"OrderBookSnapshot"},"event":{"instrument_id":"X.y","bids":{}}}`, `field "bids": want an array`},
 	{`{"header":{"type":"OrderBookSnapshot"},"event":{"instrument_id":"X.y","bids":[{"price":1,"volume":2,"side":0}]}}`, `element 0: unknown field "side"`},
 	{`{"header":{"type":"Checkpoint"},"event":{"topics":[{"topic":"t"},{"seq":1}]}}`, "Checkpoint.topics[1].topic: required string is empty"},
+	{`{"header":{"type":"Instrument"},"event":{"instrument_id":"X.y","trading_sessions":[` + strings.Repeat(`{},`, 16) + `{}]}}`,
+		`field "trading_sessions": more than the limit of 16 elements`},
 }
 
 func TestFrameFromJSONErrors(t *testing.T) {
