@@ -115,6 +115,10 @@ func checkLen(d *tableDesc, field, n int) error {
 // that breaks a bound of events.fbs. It does not allocate.
 func FrameSize(ev Event) (int, error) {
 	if err := ev.check(); err != nil {
+		var fe *FrameError
+		if errors.As(err, &fe) {
+			fe.Type = ev.EventType()
+		}
 		return 0, err
 	}
 	n := HeaderSize + ev.sizeAt(rootTableAt)

@@ -220,7 +220,7 @@ func TestBuildErrors(t *testing.T) {
 		ev   Event
 		want string
 	}{
-		{"missing required string", &Tick{}, "Tick.instrument_id: required string is empty"},
+		{"missing required string", &Tick{}, "schema: build Tick: Tick.instrument_id: required string is empty"},
 		{"string over max_len", &Tick{InstrumentID: long}, "Tick.instrument_id: string of 65 bytes exceeds the limit of 64"},
 		{"invalid UTF-8", &Tick{InstrumentID: "SHFE.\xff"}, "Tick.instrument_id: string is not valid UTF-8"},
 		{"vector over max_len", &OrderBookSnapshot{InstrumentID: "X.y", Bids: make([]PriceLevel, 1025)},
