@@ -1,6 +1,9 @@
 package wal
 
-import "fmt"
+import (
+	"fmt"
+	"strconv"
+)
 
 // EndKind is what recovery finds at the end position: the block where the
 // first frame after the recovered log would start.
@@ -21,26 +24,32 @@ const (
 )
 
 func (k EndKind) String() string {
+	if int(k) >= 4 {
+		return "EndKind(" + strconv.Itoa(int(k)) + ")"
+	}
 	return [...]string{"zero", "torn", "foreign", "short"}[k]
 }
+
+// MarshalText renders the kind by name (in JSON reports).
+func (k EndKind) MarshalText() ([]byte, error) { return []byte(k.String()), nil }
 
 // TailEvidence is everything the decision table looks at: facts about the
 // log past the last frame of the longest valid LSN-contiguous chain.
 type TailEvidence struct {
-	End EndKind
+	End EndKind `json:"end"`
 	// LastIsClose: the recovered log ends with the frame Close writes.
-	LastIsClose bool
+	LastIsClose bool `json:"last_is_close"`
 	// OutsideFrames: valid frames exist that are not part of the recovered
 	// log (frames that were in flight at a crash, or evidence of damage).
-	OutsideFrames bool
+	OutsideFrames bool `json:"outside_frames"`
 	// PromiseBeyondEnd: some valid frame's durable-through promise names an
 	// LSN past the recovered log: an acknowledged record is missing.
-	PromiseBeyondEnd bool
+	PromiseBeyondEnd bool `json:"promise_beyond_end"`
 	// OutsideContinues: a valid frame or segment header outside the
 	// recovered log starts at or below its last LSN + 1, so the log goes on
 	// past a damaged frame. (The first frame of a segment whose header is
 	// invalid does not count: header and first frame are one write.)
-	OutsideContinues bool
+	OutsideContinues bool `json:"outside_continues"`
 }
 
 // Verdict is the outcome of recovery classification.
@@ -57,14 +66,20 @@ const (
 )
 
 func (v Verdict) String() string {
+	if int(v) >= 3 {
+		return "Verdict(" + strconv.Itoa(int(v)) + ")"
+	}
 	return [...]string{"clean", "torn-tail", "corrupt"}[v]
 }
 
+// MarshalText renders the verdict by name (in JSON reports).
+func (v Verdict) MarshalText() ([]byte, error) { return []byte(v.String()), nil }
+
 // Decision is a verdict with the table row that produced it.
 type Decision struct {
-	Verdict Verdict
-	Rule    int    // 1-based row of decisionTable
-	Reason  string // what the row means, for operators
+	Verdict Verdict `json:"verdict"`
+	Rule    int     `json:"rule"`   // 1-based row of decisionTable
+	Reason  string  `json:"reason"` // what the row means, for operators
 }
 
 // cond is a table cell: any value, or exactly true/false.

@@ -36,7 +36,7 @@ type CorruptionError struct {
 }
 
 func (e *CorruptionError) Error() string {
-	return fmt.Sprintf("wal: corruption in %s segment %d (%s) at offset %d: %s; refusing to open (inspect with `appliance wal verify %s`)",
+	return fmt.Sprintf("wal: corruption in %s segment %d (%s) at offset %d: %s; the log cannot be opened as is (inspect with `appliance wal verify %s`)",
 		e.Dir, e.Segment, SegmentName(e.Segment), e.Offset, e.Reason, e.Dir)
 }
 
