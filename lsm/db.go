@@ -58,12 +58,13 @@ type DB struct {
 
 	// commitMu orders writes: sequence numbers, log positions and memtable
 	// reservations are assigned under it, in one order.
-	commitMu sync.Mutex
-	nextSeq  base.SeqNum    // guarded by commitMu
-	lastLSN  uint64         // external mode: highest LSN applied; guarded by commitMu
-	pubMu    sync.Mutex     // guards pending
-	pubCond  sync.Cond      // signalled when visibleSeq advances
-	pending  []*commitEntry // assigned, not yet visible, in seq order
+	commitMu    sync.Mutex
+	nextSeq     base.SeqNum    // guarded by commitMu
+	lastLSN     uint64         // external mode: highest LSN applied; guarded by commitMu
+	pubMu       sync.Mutex     // guards pending
+	pubCond     sync.Cond      // signalled when visibleSeq advances
+	pending     []*commitEntry // assigned, not yet visible, in seq order, from pendingHead
+	pendingHead int
 
 	// mu guards everything below and the Compacting flags of files.
 	mu          sync.Mutex
@@ -543,6 +544,7 @@ type deleter struct {
 	mu      sync.Mutex
 	cond    sync.Cond
 	queue   []*manifest.FileMetadata
+	pending atomic.Int64 // files enqueued and not yet handled
 	stopped bool
 	done    chan struct{}
 }
@@ -567,6 +569,7 @@ func (dl *deleter) enqueue(files []*manifest.FileMetadata) {
 		return
 	}
 	dl.queue = append(dl.queue, files...)
+	dl.pending.Add(int64(len(files)))
 	dl.cond.Signal()
 }
 
@@ -609,6 +612,7 @@ func (dl *deleter) loop() {
 				}
 			}
 		}
+		dl.pending.Add(-int64(len(batch)))
 		if stopped && len(batch) == 0 {
 			return
 		}

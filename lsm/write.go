@@ -168,14 +168,14 @@ func (d *DB) publish(c *commitEntry) {
 	d.pubMu.Lock()
 	c.applied = true
 	advanced := false
-	for len(d.pending) > 0 && d.pending[0].applied {
-		d.visibleSeq.Store(uint64(d.pending[0].end))
-		d.pending[0] = nil
-		d.pending = d.pending[1:]
+	for d.pendingHead < len(d.pending) && d.pending[d.pendingHead].applied {
+		d.visibleSeq.Store(uint64(d.pending[d.pendingHead].end))
+		d.pending[d.pendingHead] = nil
+		d.pendingHead++
 		advanced = true
 	}
-	if len(d.pending) == 0 {
-		d.pending = d.pending[:0:cap(d.pending)]
+	if d.pendingHead == len(d.pending) {
+		d.pending, d.pendingHead = d.pending[:0], 0
 	}
 	if advanced {
 		d.pubCond.Broadcast()

@@ -17,15 +17,21 @@
 // A crash can leave the last record incomplete (a torn append). Reader
 // distinguishes that from damage in the middle of the log:
 //
-//   - a header or payload that runs past the end of the file, or a last
-//     record (one ending exactly at end of file) whose checksum fails, or a
-//     remainder that is all zeros (preallocated space), is a torn tail: Next returns io.EOF and TornTail reports the offset where
-//     the valid log ends, so the writer can truncate there;
-//   - a record whose checksum fails but that is followed by more bytes is
-//     corruption: Next returns a *base.CorruptionError naming the file and
-//     the record's offset. Nothing after it is trusted.
+//   - a record that does not verify (bad length, runs past the end, checksum
+//     mismatch, a mix of old and new sectors, zeros) with no verifiable
+//     record after it is a torn tail: only the last append, not yet synced,
+//     can be in that state. Next returns io.EOF, TornTail reports it and
+//     Offset is where the valid log ends;
+//   - a record that does not verify followed by a verifiable one (found by
+//     trying every later offset: checksums are seeded with the offset, so a
+//     match is a record written there) is corruption in the middle of the
+//     log: Next returns a *base.CorruptionError naming the file and the
+//     damaged record's offset. Nothing after it is trusted.
+//
+// The search makes reading a damaged log quadratic in the bytes after the
+// damage in the worst case; manifests are rolled over at 4 MiB.
 //
 // # Concurrency
 //
-// A Writer or Reader belongs to one goroutine.
+// A Reader belongs to one goroutine; Append is a pure function.
 package record

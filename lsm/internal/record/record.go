@@ -54,33 +54,38 @@ func (r *Reader) Next() ([]byte, error) {
 	}
 	h := r.data[r.offset:]
 	length := binary.LittleEndian.Uint32(h)
-	if length > MaxPayload {
-		return nil, base.Corruptf(r.name, int64(r.offset), "record length %d exceeds the %d-byte limit", length, MaxPayload)
-	}
 	end := HeaderLen + int(length)
-	if end > rest {
-		r.torn = true
-		return nil, io.EOF
-	}
-	payload := h[HeaderLen:end:end]
-	if checksum(payload, uint64(r.offset)) != binary.LittleEndian.Uint32(h[4:]) {
-		if end == rest || allZero(h) {
-			r.torn = true
-			return nil, io.EOF
+	if length <= MaxPayload && end <= rest {
+		payload := h[HeaderLen:end:end]
+		if checksum(payload, uint64(r.offset)) == binary.LittleEndian.Uint32(h[4:]) {
+			r.offset += end
+			return payload, nil
 		}
-		return nil, base.Corruptf(r.name, int64(r.offset), "record checksum mismatch (%d-byte payload, %d bytes follow)", length, rest-end)
 	}
-	r.offset += end
-	return payload, nil
+	// A bad record: torn if nothing verifiable follows it (only the last,
+	// unsynced append can be torn), corruption if acknowledged records do.
+	if next := r.findRecordAfter(r.offset); next >= 0 {
+		return nil, base.Corruptf(r.name, int64(r.offset), "damaged record (claimed length %d) followed by a valid record at %d", length, next)
+	}
+	r.torn = true
+	return nil, io.EOF
 }
 
-func allZero(b []byte) bool {
-	for _, c := range b {
-		if c != 0 {
-			return false
+// findRecordAfter returns the offset of the first verifiable record that
+// starts after off, or -1. Checksums are seeded with the offset, so a match
+// is a record written at that place, not a coincidence of shifted bytes.
+func (r *Reader) findRecordAfter(off int) int {
+	for o := off + 1; o+HeaderLen <= len(r.data); o++ {
+		h := r.data[o:]
+		length := binary.LittleEndian.Uint32(h)
+		if length > MaxPayload || HeaderLen+int(length) > len(h) {
+			continue
+		}
+		if checksum(h[HeaderLen:HeaderLen+int(length)], uint64(o)) == binary.LittleEndian.Uint32(h[4:]) {
+			return o
 		}
 	}
-	return true
+	return -1
 }
 
 // Offset is the end of the last record returned: the length of the valid log

@@ -73,6 +73,7 @@ func TestTornTailVersusCorruption(t *testing.T) {
 		{"flip in last payload", flip(len(log) - 1), 2, true, false, 0},
 		{"flip in middle payload", flip(lenA + HeaderLen + 1), 1, false, true, int64(lenA)},
 		{"flip in first checksum", flip(5), 0, false, true, 0},
+		{"last header torn to zeros, payload new", zeroAt(log, lenAB, HeaderLen), 2, true, false, 0},
 		{"zeroed tail after records", append(append([]byte(nil), log...), make([]byte, 20)...), 3, true, false, 0},
 	}
 	for _, c := range cases {
@@ -121,4 +122,12 @@ func FuzzReader(f *testing.F) {
 			}
 		}
 	})
+}
+
+func zeroAt(b []byte, off, n int) []byte {
+	d := append([]byte(nil), b...)
+	for i := off; i < off+n; i++ {
+		d[i] = 0
+	}
+	return d
 }

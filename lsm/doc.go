@@ -1,0 +1,112 @@
+// Package lsm is Tapewire's log-structured merge tree: the storage engine for
+// the event log (keys e/<topic u32>/<seq u64>, time-ordered) and the latest
+// business state (keys s/<kind>/<id>, point-updated).
+//
+// # Shape
+//
+//	writes ──► commit pipeline ──► memtable (arena skiplist, 64 MiB)
+//	             │ seqnums, log                │ full: rotate
+//	             ▼                             ▼
+//	        wal.Log (Standalone)      immutable queue (≤ 2) ──flush──► L0
+//	        or caller's log (ExternalLog)                              │
+//	                                          leveled compaction  L1 … L6
+//
+// Packages: lsm/internal/base (internal keys), lsm/internal/arenaskl
+// (memtable index), lsm/bloom (filters), lsm/sstable (table format),
+// lsm/internal/record and lsm/internal/manifest (manifest log, versions),
+// lsm/internal/compact (picking and survivor rules). Each documents its own
+// format; this package assembles them.
+//
+// # Files in the database directory
+//
+//	NNNNNN.sst      tables (lsm/sstable), numbered from one counter
+//	MANIFEST-NNNNNN version-edit log (lsm/internal/manifest)
+//	CURRENT         the name of the live manifest, replaced atomically
+//	LOCK            advisory lock: one process opens the database
+//	wal/            the standalone log's segments (wal package)
+//
+// Every file operation goes through Options.FS (vfs.FS), so tests run the
+// engine on the crash and error file systems. Tables are read through an
+// mmap of the file (vfs.OS; a file system without descriptors, like the
+// in-memory crash FS, is read into memory instead).
+//
+// # Writes
+//
+// A Batch is applied atomically. Under the commit mutex a batch gets its
+// sequence numbers, its log position (Standalone: wal.Log.AppendAsync; the
+// log's LSN order therefore equals sequence order) and a reservation of
+// worst-case arena space in the mutable memtable, so it can never fail half
+// applied. Outside the mutex it waits for durability if asked (Sync), inserts
+// into the lock-free skiplist, and is published: the visible sequence number
+// advances over batches in order, so a reader never sees a batch without every
+// batch before it, and a writer returns only once its batch is visible.
+//
+// A full memtable is rotated to the immutable queue. A writer stalls (and
+// Metrics counts the stall and its duration) while MaxImmutableMemTables are
+// waiting to flush or L0 holds L0StopWritesThreshold files.
+//
+// # Durability
+//
+//   - Standalone: the database owns a wal.Log in wal/. A flush waits until the
+//     log has made the flushed memtable's last LSN durable, records that LSN
+//     as covered in the manifest, then truncates the log before it. Open
+//     replays the log from the covered LSN + 1 with the sequence numbers the
+//     records carry. A synced Apply returns after its log frame is durable;
+//     an unsynced one may be lost in a crash, never partly.
+//   - ExternalLog: the caller logs each batch and passes its LSN to ApplyAt;
+//     LSNs must increase. CoveredLSN is the highest LSN all of whose batches
+//     are in tables (recorded in the manifest with each flush); after Open
+//     the caller replays its log from CoveredLSN()+1 — batches at or below it
+//     are skipped — and may truncate its log up to it.
+//
+// # Tables, versions and files
+//
+// A flush writes one L0 table, syncs it and the directory, then appends a
+// version edit to the manifest and syncs it; only then is the new version
+// installed. Compactions do the same for their outputs. A table file is
+// deleted only when no version references it — the current one, or an older
+// one held by an iterator or by a Get's closer — and deletions are paced to
+// DeletionRateBytesPerSec. Open removes files no manifest edit names (left by
+// a crash between writing a table and logging its edit) and starts a new
+// manifest holding a snapshot of the state (tmp + sync + rename of CURRENT +
+// directory sync); a manifest above 4 MiB is rolled over the same way.
+//
+// # Reads
+//
+// Get loads the visible sequence number, then takes a reference on the read
+// state (memtables + version) with a CAS loop, and searches the mutable
+// memtable, the immutable ones newest first, L0 tables newest first and one
+// table per deeper level, checking each table's bloom filter before its index
+// and data blocks. The returned value is a view into the arena or the mapping;
+// the closer releases the reference. No allocation (TestGetDoesNotAllocate).
+//
+// An Iterator merges every memtable and level under a heap, hides entries
+// newer than its sequence number and keys whose newest visible version is a
+// tombstone, and honours bounds in both directions. It holds its read state,
+// so flushes and compactions after its creation change nothing it sees.
+// A Snapshot fixes a sequence number; compaction keeps, for each key, the
+// newest version in each stripe between open snapshots, and drops a tombstone
+// only when every reader sees it and no deeper level holds its key.
+//
+// # Compaction
+//
+// Leveled (lsm/internal/compact): L0 compacts into L1 once it has
+// L0CompactionTrigger files; Ln into Ln+1 when its size exceeds BaseLevelBytes
+// × LevelMultiplier^(n-1). Files that overlap nothing below them are moved,
+// not rewritten (time-ordered keys mostly move). Compactions run on
+// CompactionConcurrency goroutines, writing at most CompactionRateBytesPerSec;
+// Compact(start, end) compacts a range down to the deepest level holding it.
+//
+// # Errors
+//
+// Damaged data is reported as an error wrapping ErrCorruption that names the
+// file and offset (a *base.CorruptionError), never as a wrong answer. A write
+// or sync failure of the log, a table or the manifest stops the database:
+// later writes return that error (a failed fsync is never retried).
+//
+// # Concurrency
+//
+// All DB methods may be called from any goroutine. An Iterator, a Batch and a
+// Snapshot's methods belong to one goroutine at a time; values returned by
+// Get may be read from any goroutine until their closer is closed.
+package lsm
