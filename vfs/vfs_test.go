@@ -32,7 +32,7 @@ func diskDir(t *testing.T) string {
 func TestAlignedBuffer(t *testing.T) {
 	for _, n := range []int{0, 1, 4096, 12345, 1 << 20} {
 		b := AlignedBuffer(n)
-		if len(b) != n || (n > 0 && !IsAligned(AlignedBuffer(n + (BlockSize-n%BlockSize)%BlockSize))) {
+		if len(b) != n || (n > 0 && !IsAligned(AlignedBuffer(n+(BlockSize-n%BlockSize)%BlockSize))) {
 			t.Fatalf("AlignedBuffer(%d): len %d", n, len(b))
 		}
 	}
