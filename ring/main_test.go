@@ -7,6 +7,7 @@ import (
 	"os"
 	"os/exec"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ func childCmd(role string, args ...string) *exec.Cmd {
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), childRoleEnv+"="+role, childArgsEnv+"="+strings.Join(args, argSep))
 	cmd.Stderr = os.Stderr
+	// Children die with the test binary, even when it is killed.
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	return cmd
 }
 
@@ -69,18 +72,28 @@ func testFrameSize(seq uint64, minB, maxB int) int {
 	return minB + int(x%uint64(maxB-minB+1))
 }
 
-// fillFrame writes a verifiable payload for seq into frame (header bytes
-// 0..24 are left to the publisher).
-func fillFrame(frame []byte, seq uint64) {
-	p := frame[schema.HeaderSize:]
-	binary.LittleEndian.PutUint32(p[0:4], uint32(len(frame)))
-	x := seq | 1
-	for i := 4; i < len(p)-4; i++ {
+// pattern is the byte source of test payloads (copied, not generated per
+// byte, so -race children stay fast).
+var pattern = func() []byte {
+	b := make([]byte, 1<<16)
+	x := uint64(0x9E3779B97F4A7C15)
+	for i := range b {
 		x ^= x << 13
 		x ^= x >> 7
 		x ^= x << 17
-		p[i] = byte(x)
+		b[i] = byte(x)
 	}
+	return b
+}()
+
+// fillFrame writes a verifiable payload for seq into frame (header bytes
+// 0..24 are left to the publisher): the frame length, pattern bytes chosen
+// by seq, and a CRC-32C of them mixed with seq.
+func fillFrame(frame []byte, seq uint64) {
+	p := frame[schema.HeaderSize:]
+	binary.LittleEndian.PutUint32(p[0:4], uint32(len(frame)))
+	off := int(seq*131) % (len(pattern) / 2)
+	copy(p[4:len(p)-4], pattern[off:])
 	binary.LittleEndian.PutUint32(p[len(p)-4:], crc32.Checksum(p[:len(p)-4], crcTable)^uint32(seq))
 }
 
@@ -122,4 +135,12 @@ func waitFor(t testing.TB, what string, limit time.Duration, cond func() bool) {
 		}
 		time.Sleep(time.Millisecond)
 	}
+}
+
+func copyFile(o shm.Options, from, to string) error {
+	b, err := os.ReadFile(o.Dir() + "/" + from)
+	if err != nil {
+		return err
+	}
+	return os.WriteFile(o.Dir()+"/"+to, b, 0o600)
 }
