@@ -3,6 +3,7 @@ package wal
 import (
 	"os"
 	"strconv"
+	"sync/atomic"
 	"testing"
 
 	"github.com/tapewire/tapewire/vfs"
@@ -33,3 +34,30 @@ func ext4Dir(t testing.TB) string {
 }
 
 func strconvItoa(n int64) string { return strconv.FormatInt(n, 10) }
+
+// blockingFS holds every data write while block is set, until release.
+type blockingFS struct {
+	vfs.FS
+	block   atomic.Bool
+	release chan struct{}
+}
+
+func (fs *blockingFS) Open(name string, flags vfs.Flag) (vfs.File, error) {
+	f, err := fs.FS.Open(name, flags)
+	if err != nil {
+		return nil, err
+	}
+	return &blockingFile{File: f, fs: fs}, nil
+}
+
+type blockingFile struct {
+	vfs.File
+	fs *blockingFS
+}
+
+func (f *blockingFile) WriteAt(p []byte, off int64) (int, error) {
+	if f.fs.block.Load() {
+		<-f.fs.release
+	}
+	return f.File.WriteAt(p, off)
+}

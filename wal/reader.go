@@ -92,6 +92,9 @@ func (r *Reader) seek() error {
 }
 
 func (r *Reader) open(idx int) error {
+	if r.win != nil {
+		r.win.reset(nil, 0)
+	}
 	if r.file != nil {
 		_ = r.file.Close()
 		r.file = nil
@@ -109,13 +112,16 @@ func (r *Reader) open(idx int) error {
 	if r.win == nil {
 		r.win = newSegWindow(f, st.Size, readerChunkBytes)
 	}
-	r.win.f, r.win.size, r.win.bufOff, r.win.bufLen = f, st.Size, 0, 0
+	r.win.reset(f, st.Size)
 	r.file, r.seg, r.pos, r.next, r.left = f, idx, SegmentHeaderSize, s.firstLSN, 0
 	return nil
 }
 
 // Close releases the Reader's file.
 func (r *Reader) Close() error {
+	if r.win != nil {
+		r.win.reset(nil, 0)
+	}
 	if r.file != nil {
 		err := r.file.Close()
 		r.file = nil
@@ -199,7 +205,7 @@ func (r *Reader) nextFrame() error {
 		}
 		if r.log != nil && !retried {
 			// A live log may have written this block after we read it.
-			r.win.bufLen = 0
+			r.win.drop()
 			retried = true
 			continue
 		}

@@ -111,17 +111,61 @@ type segScan struct {
 	firstNext headerState // what the block at SegmentHeaderSize holds if no frame
 }
 
-// segWindow reads a segment file through one aligned buffer.
+// segWindow reads a segment file sequentially through two aligned buffers:
+// while the caller parses one chunk, the next is read in the background
+// (recovery and replay are then bound by the device or the CPU, not the
+// sum of both). A slice returned by at is valid until the next call.
 type segWindow struct {
 	f      vfs.File
 	size   int64
 	buf    []byte
 	bufOff int64
 	bufLen int
+
+	next     []byte
+	nextOff  int64
+	nextLen  int
+	nextErr  error
+	nextDone chan struct{} // non-nil while a read-ahead is pending or unclaimed
 }
 
 func newSegWindow(f vfs.File, size int64, chunk int) *segWindow {
-	return &segWindow{f: f, size: size, buf: vfs.AlignedBuffer(chunk)}
+	return &segWindow{f: f, size: size, buf: vfs.AlignedBuffer(chunk), next: vfs.AlignedBuffer(chunk)}
+}
+
+// reset points the window at another file, dropping what it holds.
+func (w *segWindow) reset(f vfs.File, size int64) {
+	w.drop()
+	w.f, w.size, w.bufOff, w.bufLen = f, size, 0, 0
+}
+
+// drop waits for a pending read-ahead and forgets it and the current chunk
+// (a live log may have written there since).
+func (w *segWindow) drop() {
+	if w.nextDone != nil {
+		<-w.nextDone
+		w.nextDone = nil
+	}
+	w.bufLen = 0
+}
+
+// prefetch starts reading the chunk at off into w.next.
+func (w *segWindow) prefetch(off int64) {
+	if off >= w.size || len(w.next) < len(w.buf) {
+		return
+	}
+	done := make(chan struct{})
+	w.nextOff, w.nextDone = off, done
+	want := int(min(int64(len(w.next)), alignBlock(w.size-off)))
+	f, next := w.f, w.next
+	go func() {
+		n, err := f.ReadAt(next[:want], off)
+		if errors.Is(err, io.EOF) {
+			err = nil
+		}
+		w.nextLen, w.nextErr = n, err
+		close(done)
+	}()
 }
 
 // at returns up to n bytes at off (fewer at the end of the file).
@@ -136,8 +180,22 @@ func (w *segWindow) at(off int64, n int) ([]byte, error) {
 	}
 	start := off &^ (BlockSize - 1)
 	need := int(alignBlock(off + int64(n) - start))
+	if w.nextDone != nil {
+		<-w.nextDone
+		w.nextDone = nil
+		if w.nextErr != nil {
+			return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), w.nextOff, w.nextErr)
+		}
+		if w.nextOff == start && need <= w.nextLen {
+			w.buf, w.next = w.next, w.buf
+			w.bufOff, w.bufLen = w.nextOff, w.nextLen
+			w.prefetch(w.bufOff + int64(w.bufLen))
+			s := int(off - start)
+			return w.buf[s:min(s+n, w.bufLen)], nil
+		}
+	}
 	if need > len(w.buf) {
-		w.buf = vfs.AlignedBuffer(need)
+		w.buf, w.next = vfs.AlignedBuffer(need), vfs.AlignedBuffer(need)
 	}
 	want := int(min(int64(len(w.buf)), alignBlock(w.size-start)))
 	got, err := w.f.ReadAt(w.buf[:want], start)
@@ -145,6 +203,7 @@ func (w *segWindow) at(off int64, n int) ([]byte, error) {
 		return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), start, err)
 	}
 	w.bufOff, w.bufLen = start, got
+	w.prefetch(start + int64(got))
 	s := int(off - start)
 	if s >= got {
 		return nil, nil
@@ -160,12 +219,13 @@ func scanSegment(fs vfs.FS, path string, id uint64, buf *segWindow) (*segScan, e
 		return nil, fmt.Errorf("wal: open segment %s: %w", path, err)
 	}
 	defer f.Close()
+	defer buf.reset(nil, 0) // no read-ahead may outlive the file
 	st, err := f.Stat()
 	if err != nil {
 		return nil, fmt.Errorf("wal: stat segment %s: %w", path, err)
 	}
 	s := &segScan{id: id, path: path, size: st.Size, firstNext: stateShort}
-	buf.f, buf.size, buf.bufOff, buf.bufLen = f, st.Size, 0, 0
+	buf.reset(f, st.Size)
 	hb, err := buf.at(0, SegmentHeaderSize)
 	if err != nil {
 		return nil, err
