@@ -38,7 +38,12 @@ type Reader struct {
 	stats   *Stats
 
 	index    []indexEntry
-	filter   []byte
+	// fences[i] is 8 bytes of index[i]'s user key, big-endian, taken after
+	// the prefix every separator shares (fencePrefix): a compact array the
+	// index search narrows with integer compares before touching keys.
+	fences      []uint64
+	fencePrefix []byte
+	filter      []byte
 	props    Properties
 	verified []atomic.Bool
 }
@@ -84,7 +89,35 @@ func Open(data []byte, fileNum uint64, name string, stats *Stats) (*Reader, erro
 		return nil, r.corrupt(int64(f.index.Offset), "index has %d entries, properties say %d data blocks", len(r.index), r.props.NumDataBlocks)
 	}
 	r.verified = make([]atomic.Bool, len(r.index))
+	r.buildFences()
 	return r, nil
+}
+
+func (r *Reader) buildFences() {
+	if len(r.index) == 0 {
+		return
+	}
+	first, last := base.UserKey(r.index[0].sep), base.UserKey(r.index[len(r.index)-1].sep)
+	n := 0
+	for n < len(first) && n < len(last) && first[n] == last[n] {
+		n++
+	}
+	r.fencePrefix = first[:n:n]
+	r.fences = make([]uint64, len(r.index))
+	for i, e := range r.index {
+		r.fences[i] = fence(base.UserKey(e.sep)[n:])
+	}
+}
+
+// fence is the first 8 bytes of b, zero-padded, as a big-endian integer:
+// fence(a) < fence(b) implies a < b bytewise.
+func fence(b []byte) uint64 {
+	if len(b) >= 8 {
+		return binary.BigEndian.Uint64(b)
+	}
+	var buf [8]byte
+	copy(buf[:], b)
+	return binary.BigEndian.Uint64(buf[:])
 }
 
 func (r *Reader) decodeIndex(b []byte, f footer) error {
@@ -172,6 +205,34 @@ func (r *Reader) Size() int { return len(r.data) }
 // except when every entry of that block is below it (then it is the next).
 func (r *Reader) findBlock(ukey []byte, trailer uint64) int {
 	lo, hi := 0, len(r.index)
+	if r.fences != nil {
+		// Every separator starts with fencePrefix: a key outside it is
+		// before or after them all; inside it, the fences bound the range.
+		p := r.fencePrefix
+		if len(ukey) < len(p) || string(ukey[:len(p)]) != string(p) {
+			if string(ukey) < string(p) {
+				return 0
+			}
+			return len(r.index)
+		}
+		f := fence(ukey[len(p):])
+		for a, b := 0, len(r.fences); a < b; {
+			m := int(uint(a+b) >> 1)
+			if r.fences[m] < f {
+				a = m + 1
+			} else {
+				b = m
+			}
+			lo = a
+		}
+		hi = lo
+		for hi < len(r.fences) && r.fences[hi] == f {
+			hi++
+		}
+		if hi < len(r.index) {
+			hi++ // the answer may be the first block past the equal fences
+		}
+	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
 		if base.CompareSearch(r.index[m].sep, ukey, trailer) < 0 {
