@@ -450,9 +450,12 @@ func (d *DB) logAndApply(edit *manifest.VersionEdit) error {
 		err = d.manifestFile.Sync()
 	}
 	if err != nil {
-		nv.Unref()
-		// The manifest may now hold a partial record: nothing more can be
-		// appended safely. The database stops accepting work.
+		// The edit may have reached the disk even though the write or sync
+		// failed, so the files it adds must not be deleted: nv is dropped
+		// without releasing its references (a file it alone holds becomes an
+		// orphan the next Open removes if the edit did not persist). The
+		// manifest may now end in a partial record: nothing more can be
+		// appended safely, and the database stops accepting work.
 		return d.failLocked(fmt.Errorf("lsm: write manifest %06d: %w", d.manifestNum, err))
 	}
 	d.manifestOff += int64(len(buf))
