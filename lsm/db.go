@@ -51,6 +51,8 @@ type DB struct {
 	lock io.Closer
 	log  *wal.Log // standalone mode only
 
+	// shut is set when Close begins; writes check it under commitMu.
+	shut atomic.Bool
 	// visibleSeq is one above the largest sequence number readers may see.
 	visibleSeq atomic.Uint64
 	// readState is the current set of memtables and version.
@@ -118,12 +120,15 @@ func (rs *readState) unref() {
 	}
 }
 
-// acquireReadState returns the current read state with a reference. Hot
-// path: a CAS loop, no lock, no allocation. A state whose count already
+// acquireReadState returns the current read state with a reference, or nil
+// once the database is closed. Hot path: a CAS loop, no lock, no allocation. A state whose count already
 // reached zero is dead and never revived, so the loop reloads the pointer.
 func (d *DB) acquireReadState() *readState {
 	for {
 		rs := d.readState.Load()
+		if rs == nil {
+			return nil // closed
+		}
 		n := rs.refs.Load()
 		if n > 0 && rs.refs.CompareAndSwap(n, n+1) {
 			return rs
@@ -506,6 +511,7 @@ func (d *DB) Close() error {
 		return ErrClosed
 	}
 	d.closing = true
+	d.shut.Store(true)
 	d.bgCond.Broadcast()
 	for d.flushing || d.compactions > 0 {
 		d.bgCond.Wait()

@@ -109,3 +109,37 @@ func TestBasicPutGetFlushCompactReopen(t *testing.T) {
 		t.Fatal("synced write lost across reopen")
 	}
 }
+
+func TestUseAfterClose(t *testing.T) {
+	d := mustOpen(t, "/db", crashOptions(vfs.NewCrashFS(1), Standalone))
+	if err := d.Set([]byte("a"), []byte("1"), Sync); err != nil {
+		t.Fatal(err)
+	}
+	it := d.NewIter(nil)
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	// An iterator opened before Close still reads its view.
+	if !it.First() || string(it.Key()) != "a" {
+		t.Fatalf("iterator opened before Close: valid=%v err=%v", it.Valid(), it.Error())
+	}
+	if err := it.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := d.Get([]byte("a")); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Get after Close: %v", err)
+	}
+	if err := d.Set([]byte("b"), nil, NoSync); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Set after Close: %v", err)
+	}
+	it = d.NewIter(nil)
+	if it.First() || !errors.Is(it.Error(), ErrClosed) || !errors.Is(it.Close(), ErrClosed) {
+		t.Fatalf("iterator after Close: %v", it.Error())
+	}
+	if err := d.Flush(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("Flush after Close: %v", err)
+	}
+	if err := d.Close(); !errors.Is(err, ErrClosed) {
+		t.Fatalf("second Close: %v", err)
+	}
+}

@@ -53,6 +53,9 @@ func (d *DB) newIterAt(o *IterOptions, seqLimit base.SeqNum) *Iterator {
 		seqLimit = base.SeqNum(d.visibleSeq.Load())
 	}
 	rs := d.acquireReadState()
+	if rs == nil {
+		return &Iterator{iter: newMergingIter(nil), err: ErrClosed}
+	}
 	var children []base.InternalIterator
 	children = append(children, rs.mem.newIter())
 	for i := len(rs.imm) - 1; i >= 0; i-- {
@@ -275,12 +278,16 @@ func (it *Iterator) Prev() bool {
 var errIterClosed = errors.New("lsm: iterator is closed")
 
 func (it *Iterator) checkClosed() bool {
-	if it.closed {
+	switch {
+	case it.rs == nil: // created after the database closed
+		it.err = ErrClosed
+	case it.closed:
 		it.err = errIterClosed
-		it.pos = posInvalid
-		return true
+	default:
+		return false
 	}
-	return false
+	it.pos = posInvalid
+	return true
 }
 
 // SetBounds changes the bounds and unpositions the iterator.
@@ -300,6 +307,9 @@ func (it *Iterator) SetBounds(lower, upper []byte) {
 func (it *Iterator) Close() error {
 	if it.closed {
 		return errIterClosed
+	}
+	if it.rs == nil {
+		return ErrClosed
 	}
 	it.closed = true
 	err := it.iter.Close()

@@ -31,6 +31,9 @@ func (d *DB) getAt(key []byte, seqLimit base.SeqNum) ([]byte, io.Closer, error) 
 		seqLimit = base.SeqNum(d.visibleSeq.Load())
 	}
 	rs := d.acquireReadState()
+	if rs == nil {
+		return nil, nil, ErrClosed
+	}
 	if v, kind, found := rs.mem.skl.Get(key, seqLimit); found {
 		return d.getResult(rs, v, kind)
 	}

@@ -97,6 +97,10 @@ func (d *DB) commit(b *Batch, sync bool, extLSN uint64) error {
 	}
 	count := base.SeqNum(b.Count())
 	d.commitMu.Lock()
+	if d.shut.Load() {
+		d.commitMu.Unlock()
+		return ErrClosed
+	}
 	if extLSN != 0 && extLSN <= d.lastLSN {
 		covered := d.lastLSN
 		d.commitMu.Unlock()
