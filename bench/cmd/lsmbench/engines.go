@@ -102,7 +102,7 @@ type pebbleEngine struct {
 
 func openPebble(dir string, disableWAL bool) (*pebbleEngine, error) {
 	cache := pebble.NewCache(256 << 20)
-	o := &pebble.Options{Cache: cache, MemTableSize: 64 << 20, DisableWAL: disableWAL}
+	o := &pebble.Options{Cache: cache, MemTableSize: 64 << 20, DisableWAL: disableWAL, Logger: quietLogger{}}
 	for i := range o.Levels {
 		o.Levels[i].BlockSize = 32 << 10
 		o.Levels[i].FilterPolicy = bloom.FilterPolicy(10)
@@ -152,6 +152,19 @@ func (p *pebbleEngine) close() error {
 	err := p.db.Close()
 	p.cache.Unref()
 	return err
+}
+
+// quietLogger drops Pebble's informational messages (they would interleave
+// with the results) and keeps its errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: fatal: "+format+"\n", args...)
+	os.Exit(1)
 }
 
 // ---- badger ----
