@@ -27,6 +27,15 @@
 // ERROR notify so no existing order is ever overwritten. Accounts open with
 // Config.InitialBalance the first time a user sends anything.
 //
+// Run is the simulator process (`appliance sim`): it attaches as publisher
+// to the appliance's "ticks" and "trades" topics, publishes each
+// instrument's reference data and then a quote per market step at the
+// configured rate, answers requests read from the "requests" topic, and
+// publishes everything the exchange emits. Optional simulated traders place
+// random orders so a demo shows fills without any client. A request frame
+// that fails verification is answered with an ERROR notify; a full reliable
+// topic makes the simulator wait, never drop.
+//
 // Concurrency: Market and Exchange belong to one goroutine. Events handed to
 // an Emit are valid only during the call (the exchange reuses its state), so
 // a receiver builds its frame from them at once or copies them.
