@@ -143,3 +143,39 @@ func TestUseAfterClose(t *testing.T) {
 		t.Fatalf("second Close: %v", err)
 	}
 }
+
+// TestGetValueOutlivesCompaction: a value returned by Get points into the
+// table's mapping; while its closer is open, a compaction that obsoletes the
+// table must not unmap or delete it.
+func TestGetValueOutlivesCompaction(t *testing.T) {
+	dir := t.TempDir()
+	o := testOptions(vfs.Default)
+	o.DisableAutomaticCompactions = true
+	d := mustOpen(t, dir, o)
+	defer d.Close()
+	for i := 0; i < 2000; i++ {
+		d.Set([]byte(fmt.Sprintf("k%05d", i)), []byte(fmt.Sprintf("value-%05d", i)), NoSync)
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	v, closer, err := d.Get([]byte("k01000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 2000; i++ {
+		d.Set([]byte(fmt.Sprintf("k%05d", i)), []byte("overwritten"), NoSync)
+	}
+	if err := d.Compact(nil, nil); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, d)
+	if string(v) != "value-01000" {
+		t.Fatalf("value changed under an open closer: %q", v)
+	}
+	closer.Close()
+	waitIdle(t, d)
+	if got, _ := get(t, d, "k01000"); got != "overwritten" {
+		t.Fatalf("k01000 = %q", got)
+	}
+}
