@@ -37,15 +37,15 @@ type Reader struct {
 	data    []byte
 	stats   *Stats
 
-	index    []indexEntry
+	index []indexEntry
 	// fences[i] is 8 bytes of index[i]'s user key, big-endian, taken after
 	// the prefix every separator shares (fencePrefix): a compact array the
 	// index search narrows with integer compares before touching keys.
 	fences      []uint64
 	fencePrefix []byte
 	filter      []byte
-	props    Properties
-	verified []atomic.Bool
+	props       Properties
+	verified    []atomic.Bool
 }
 
 // Open parses the table in data: it verifies the footer, then the checksums
