@@ -261,9 +261,12 @@ func (l *Log) recover() error {
 	return nil
 }
 
+// noteMode records a segment opened without O_DIRECT (the file system
+// refused it) and says so once.
 func (l *Log) noteMode(f vfs.File) {
-	if !f.Direct() {
+	if !f.Direct() && l.directMode {
 		l.directMode = false
+		l.opts.Logf("wal: %s: O_DIRECT refused by the file system; writing buffered with O_DSYNC (durability kept, page cache used); Metrics().WriteMode reports it", l.dir)
 	}
 }
 

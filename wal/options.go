@@ -22,7 +22,8 @@ const (
 
 // Options configures a Log. The zero value of every field means its default.
 type Options struct {
-	// FS is the file system; nil means vfs.Default.
+	// FS is the file system; nil means the OS file system, logging through
+	// Logf.
 	FS vfs.FS
 	// SegmentSizeBytes is the size every new segment is preallocated to.
 	// A multiple of 4096, at least 2 blocks more than MaxGroupBytes.
@@ -63,8 +64,11 @@ type Options struct {
 
 func (o *Options) withDefaults() (Options, error) {
 	r := *o
+	if r.Logf == nil {
+		r.Logf = func(string, ...any) {}
+	}
 	if r.FS == nil {
-		r.FS = vfs.Default
+		r.FS = &vfs.OS{Logf: r.Logf}
 	}
 	if r.SegmentSizeBytes == 0 {
 		r.SegmentSizeBytes = DefaultSegmentSizeBytes
@@ -90,9 +94,6 @@ func (o *Options) withDefaults() (Options, error) {
 		r.RecycledSegments = DefaultRecycledSegments
 	} else if r.RecycledSegments < 0 {
 		r.RecycledSegments = 0
-	}
-	if r.Logf == nil {
-		r.Logf = func(string, ...any) {}
 	}
 	if r.MaxGroupBytes < FrameHeaderSize+RecordHeaderSize || r.MaxGroupBytes > MaxFrameBytes {
 		return r, fmt.Errorf("wal: MaxGroupBytes %d out of range [%d, %d]", r.MaxGroupBytes, FrameHeaderSize+RecordHeaderSize, MaxFrameBytes)

@@ -114,23 +114,35 @@ type segScan struct {
 // segWindow reads a segment file sequentially through two aligned buffers:
 // while the caller parses one chunk, the next is read in the background
 // (recovery and replay are then bound by the device or the CPU, not the
-// sum of both). A slice returned by at is valid until the next call.
+// sum of both). Each buffer has headroom before its chunk: a frame that
+// crosses from one chunk into the next is made contiguous by copying the
+// current chunk's tail into the headroom in front of the prefetched one,
+// so a crossing costs a short copy, not a second read. A slice returned by
+// at is valid until the next call.
 type segWindow struct {
-	f      vfs.File
-	size   int64
-	buf    []byte
-	bufOff int64
-	bufLen int
+	f    vfs.File
+	size int64
+	head int // headroom bytes before each chunk
 
-	next     []byte
+	buf       []byte
+	dataStart int // buf[dataStart:dataStart+bufLen] holds file bytes [bufOff, bufOff+bufLen)
+	bufOff    int64
+	bufLen    int
+
+	next     []byte // its chunk is read into next[head:]
 	nextOff  int64
 	nextLen  int
 	nextErr  error
 	nextDone chan struct{} // non-nil while a read-ahead is pending or unclaimed
 }
 
+// windowHeadroomBytes covers frames up to the default MaxGroupBytes; a
+// longer frame crossing a chunk boundary is read again instead.
+const windowHeadroomBytes = DefaultMaxGroupBytes
+
 func newSegWindow(f vfs.File, size int64, chunk int) *segWindow {
-	return &segWindow{f: f, size: size, buf: vfs.AlignedBuffer(chunk), next: vfs.AlignedBuffer(chunk)}
+	h := windowHeadroomBytes
+	return &segWindow{f: f, size: size, head: h, buf: vfs.AlignedBuffer(h + chunk), next: vfs.AlignedBuffer(h + chunk)}
 }
 
 // reset points the window at another file, dropping what it holds.
@@ -151,15 +163,15 @@ func (w *segWindow) drop() {
 
 // prefetch starts reading the chunk at off into w.next.
 func (w *segWindow) prefetch(off int64) {
-	if off >= w.size || len(w.next) < len(w.buf) {
+	if off >= w.size {
 		return
 	}
 	done := make(chan struct{})
 	w.nextOff, w.nextDone = off, done
-	want := int(min(int64(len(w.next)), alignBlock(w.size-off)))
-	f, next := w.f, w.next
+	want := int(min(int64(len(w.next)-w.head), alignBlock(w.size-off)))
+	f, dst := w.f, w.next[w.head:w.head+want]
 	go func() {
-		n, err := f.ReadAt(next[:want], off)
+		n, err := f.ReadAt(dst, off)
 		if errors.Is(err, io.EOF) {
 			err = nil
 		}
@@ -175,40 +187,43 @@ func (w *segWindow) at(off int64, n int) ([]byte, error) {
 	}
 	n = int(min(int64(n), w.size-off))
 	if off >= w.bufOff && off+int64(n) <= w.bufOff+int64(w.bufLen) {
-		s := int(off - w.bufOff)
+		s := w.dataStart + int(off-w.bufOff)
 		return w.buf[s : s+n], nil
 	}
-	start := off &^ (BlockSize - 1)
-	need := int(alignBlock(off + int64(n) - start))
 	if w.nextDone != nil {
 		<-w.nextDone
 		w.nextDone = nil
 		if w.nextErr != nil {
 			return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), w.nextOff, w.nextErr)
 		}
-		if w.nextOff == start && need <= w.nextLen {
+		end := w.bufOff + int64(w.bufLen)
+		tail := end - off
+		if w.nextOff == end && tail >= 0 && tail <= int64(w.head) && off+int64(n) <= w.nextOff+int64(w.nextLen) {
+			t := int(tail)
+			copy(w.next[w.head-t:w.head], w.buf[w.dataStart+w.bufLen-t:w.dataStart+w.bufLen])
 			w.buf, w.next = w.next, w.buf
-			w.bufOff, w.bufLen = w.nextOff, w.nextLen
+			w.dataStart, w.bufOff, w.bufLen = w.head-t, off, t+w.nextLen
 			w.prefetch(w.bufOff + int64(w.bufLen))
-			s := int(off - start)
-			return w.buf[s:min(s+n, w.bufLen)], nil
+			return w.buf[w.dataStart : w.dataStart+n], nil
 		}
 	}
-	if need > len(w.buf) {
-		w.buf, w.next = vfs.AlignedBuffer(need), vfs.AlignedBuffer(need)
+	start := off &^ (BlockSize - 1)
+	need := int(alignBlock(off + int64(n) - start))
+	if need > len(w.buf)-w.head {
+		w.buf, w.next = vfs.AlignedBuffer(w.head+need), vfs.AlignedBuffer(w.head+need)
 	}
-	want := int(min(int64(len(w.buf)), alignBlock(w.size-start)))
-	got, err := w.f.ReadAt(w.buf[:want], start)
+	want := int(min(int64(len(w.buf)-w.head), alignBlock(w.size-start)))
+	got, err := w.f.ReadAt(w.buf[w.head:w.head+want], start)
 	if err != nil && !errors.Is(err, io.EOF) {
 		return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), start, err)
 	}
-	w.bufOff, w.bufLen = start, got
+	w.dataStart, w.bufOff, w.bufLen = w.head, start, got
 	w.prefetch(start + int64(got))
 	s := int(off - start)
 	if s >= got {
 		return nil, nil
 	}
-	return w.buf[s:min(s+n, got)], nil
+	return w.buf[w.head+s : w.head+min(s+n, got)], nil
 }
 
 const scanChunkBytes = 4 << 20

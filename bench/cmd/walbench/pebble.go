@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/binary"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/cockroachdb/pebble/v2"
@@ -23,6 +24,7 @@ func pebbleOptions() *pebble.Options {
 		BytesPerSync:                512 << 10,
 		MaxOpenFiles:                1000,
 		CompactionConcurrencyRange:  func() (int, int) { return 1, 2 },
+		Logger:                      quietLogger{},
 	}
 	o.EnsureDefaults()
 	return o
@@ -92,4 +94,17 @@ func pebbleBatched(root string, callers, batch int, d time.Duration) (harness.Re
 	r.BytesPerSec = r.OpsPerSec * float64(batch*recordBytes)
 	r.OpsPerSec *= float64(batch)
 	return r, err
+}
+
+// quietLogger drops Pebble's informational messages (they would interleave
+// with the result table) but still reports errors.
+type quietLogger struct{}
+
+func (quietLogger) Infof(string, ...any) {}
+func (quietLogger) Errorf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+}
+func (quietLogger) Fatalf(format string, args ...any) {
+	fmt.Fprintf(os.Stderr, "pebble: "+format+"\n", args...)
+	os.Exit(1)
 }
