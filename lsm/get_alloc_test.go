@@ -71,3 +71,41 @@ func TestSetDoesNotAllocate(t *testing.T) {
 		t.Errorf("Set allocates %.3f times per call", allocs)
 	}
 }
+
+// TestScanDoesNotAllocate: opening a bounded iterator, seeking and reading
+// 100 entries allocates nothing once the iterator pool is warm.
+func TestScanDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector drops sync.Pool items at random; run without -race")
+	}
+	d := mustOpen(t, t.TempDir(), testOptions(vfs.Default))
+	defer d.Close()
+	for i := 0; i < 3000; i++ {
+		if err := d.Set([]byte(fmt.Sprintf("k%06d", i)), []byte("value"), NoSync); err != nil {
+			t.Fatal(err)
+		}
+		if i == 1500 {
+			if err := d.Flush(); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	opts := &IterOptions{LowerBound: []byte("k000100"), UpperBound: []byte("k002900")}
+	start := []byte("k001450")
+	allocs := testing.AllocsPerRun(200, func() {
+		it := d.NewIter(opts)
+		n := 0
+		for ok := it.SeekGE(start); ok && n < 100; ok = it.Next() {
+			n++
+		}
+		if n != 100 {
+			t.Fatalf("scan read %d entries", n)
+		}
+		if err := it.Close(); err != nil {
+			t.Fatal(err)
+		}
+	})
+	if allocs != 0 {
+		t.Errorf("a 100-entry scan allocates %.2f times", allocs)
+	}
+}

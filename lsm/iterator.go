@@ -3,6 +3,7 @@ package lsm
 import (
 	"bytes"
 	"errors"
+	"sync"
 
 	"github.com/tapewire/tapewire/lsm/internal/base"
 	"github.com/tapewire/tapewire/lsm/internal/manifest"
@@ -43,6 +44,7 @@ type Iterator struct {
 	valueBuf []byte
 	err      error
 	closed   bool
+	alloc    *iterAlloc // returned to the pool by Close
 }
 
 // NewIter returns an iterator over the latest state.
@@ -56,30 +58,90 @@ func (d *DB) newIterAt(o *IterOptions, seqLimit base.SeqNum) *Iterator {
 	if rs == nil {
 		return &Iterator{iter: newMergingIter(nil), err: ErrClosed}
 	}
-	var children []base.InternalIterator
-	children = append(children, rs.mem.newIter())
-	for i := len(rs.imm) - 1; i >= 0; i-- {
-		children = append(children, rs.imm[i].newIter())
-	}
+	a := iterAllocPool.Get().(*iterAlloc)
 	l0 := rs.version.Levels[0]
+	nLevels := len(l0)
+	for level := 1; level < manifest.NumLevels; level++ {
+		if len(rs.version.Levels[level]) > 0 {
+			nLevels++
+		}
+	}
+	a.mems = resize(a.mems, 1+len(rs.imm))
+	a.levels = resize(a.levels, nLevels)
+	children := a.children[:0]
+	a.mems[0].it.Init(rs.mem.skl)
+	children = append(children, &a.mems[0])
+	for i := len(rs.imm) - 1; i >= 0; i-- {
+		m := &a.mems[len(rs.imm)-i]
+		m.it.Init(rs.imm[i].skl)
+		children = append(children, m)
+	}
+	li := 0
 	for i := len(l0) - 1; i >= 0; i-- {
-		children = append(children, newLevelIter(l0[i:i+1]))
+		a.levels[li].init(l0[i : i+1])
+		children = append(children, &a.levels[li])
+		li++
 	}
 	for level := 1; level < manifest.NumLevels; level++ {
 		if files := rs.version.Levels[level]; len(files) > 0 {
-			children = append(children, newLevelIter(files))
+			a.levels[li].init(files)
+			children = append(children, &a.levels[li])
+			li++
 		}
 	}
-	it := &Iterator{rs: rs, seqLimit: seqLimit, iter: newMergingIter(children)}
-	if o != nil {
-		if o.LowerBound != nil {
-			it.lower = append([]byte{}, o.LowerBound...)
-		}
-		if o.UpperBound != nil {
-			it.upper = append([]byte{}, o.UpperBound...)
-		}
+	a.children = children
+	a.merging.reset(children)
+	it := &a.it
+	*it = Iterator{rs: rs, seqLimit: seqLimit, iter: &a.merging, alloc: a, key: it.key[:0], valueBuf: it.valueBuf[:0]}
+	if o != nil && o.LowerBound != nil {
+		a.lower = append(a.lower[:0], o.LowerBound...)
+		it.lower = a.lower
+	}
+	if o != nil && o.UpperBound != nil {
+		a.upper = append(a.upper[:0], o.UpperBound...)
+		it.upper = a.upper
 	}
 	return it
+}
+
+// iterAlloc holds everything an Iterator needs, recycled through a pool so
+// that opening an iterator allocates nothing in steady state.
+type iterAlloc struct {
+	it       Iterator
+	merging  mergingIter
+	mems     []memIter
+	levels   []levelIter
+	children []base.InternalIterator
+	// lower and upper hold copies of the bounds, kept across uses.
+	lower, upper []byte
+}
+
+var iterAllocPool = sync.Pool{New: func() any { return new(iterAlloc) }}
+
+// resize returns s with length n, reusing its array when large enough.
+func resize[T any](s []T, n int) []T {
+	if cap(s) >= n {
+		return s[:n]
+	}
+	return make([]T, n)
+}
+
+// release drops every reference the allocation holds and returns it to the
+// pool.
+func (a *iterAlloc) release() {
+	for i := range a.mems {
+		a.mems[i] = memIter{}
+	}
+	for i := range a.levels {
+		a.levels[i].init(nil)
+	}
+	for i := range a.children {
+		a.children[i] = nil
+	}
+	a.merging.reset(nil)
+	it := &a.it
+	*it = Iterator{key: it.key[:0], valueBuf: it.valueBuf[:0]}
+	iterAllocPool.Put(a)
 }
 
 // Valid reports whether the iterator is at an entry.
@@ -303,7 +365,8 @@ func (it *Iterator) SetBounds(lower, upper []byte) {
 	it.pos = posInvalid
 }
 
-// Close releases the iterator's read state.
+// Close releases the iterator's read state. The iterator must not be used
+// (or closed again) afterwards: its memory is recycled for later iterators.
 func (it *Iterator) Close() error {
 	if it.closed {
 		return errIterClosed
@@ -316,6 +379,9 @@ func (it *Iterator) Close() error {
 	it.rs.unref()
 	if err == nil {
 		err = it.err
+	}
+	if it.alloc != nil {
+		it.alloc.release()
 	}
 	return err
 }

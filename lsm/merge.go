@@ -23,6 +23,12 @@ func newLevelIter(files []*manifest.FileMetadata) *levelIter {
 	return &levelIter{files: files, index: -1}
 }
 
+// init re-points l at files, keeping its buffers.
+func (l *levelIter) init(files []*manifest.FileMetadata) {
+	l.files, l.index, l.err = files, -1, nil
+	l.iter.Release()
+}
+
 func (l *levelIter) open(i int) bool {
 	l.index = i
 	if i < 0 || i >= len(l.files) {
@@ -158,7 +164,14 @@ type mergingIter struct {
 }
 
 func newMergingIter(children []base.InternalIterator) *mergingIter {
-	return &mergingIter{children: children, heap: make([]int, 0, len(children)), forward: true}
+	m := &mergingIter{}
+	m.reset(children)
+	return m
+}
+
+// reset re-points m at children, keeping its heap's array.
+func (m *mergingIter) reset(children []base.InternalIterator) {
+	m.children, m.heap, m.forward, m.err = children, m.heap[:0], true, nil
 }
 
 func (m *mergingIter) less(a, b int) bool {

@@ -312,6 +312,10 @@ func (r *Reader) NewIter() *Iter {
 // Init re-points an iterator at r without allocating.
 func (i *Iter) Init(r *Reader) { *i = Iter{r: r, block: -1, it: blockIter{keyBuf: i.it.keyBuf[:0]}} }
 
+// Release drops the iterator's reference to its table (keeping its buffer),
+// so a recycled Iter does not keep a closed table's memory reachable.
+func (i *Iter) Release() { i.Init(nil) }
+
 func (i *Iter) load(b int) bool {
 	i.block = b
 	if b < 0 || b >= len(i.r.index) {
