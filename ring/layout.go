@@ -257,7 +257,7 @@ func layoutFor(c LogConfig) logLayout {
 	return l
 }
 
-func (l logLayout) segmentBytes() uint64 { return l.dataOff + l.capacity }
+func (l logLayout) segmentBytes() uint64 { return roundUp(l.dataOff+l.capacity, pageBytes) }
 
 func (l logLayout) encode(kp []byte) {
 	le := binary.LittleEndian

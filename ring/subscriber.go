@@ -82,6 +82,12 @@ const (
 // lapping it before returning to the caller.
 const maxResyncsPerPoll = 16
 
+// maxPaddingsPerPoll bounds the padding frames one Poll or Next skips
+// before returning: a sane ring has at most a wrap padding and the two
+// chunks of a repair in a row, so this only stops a hostile ring from
+// spinning a reader forever.
+const maxPaddingsPerPoll = 64
+
 // storePositionEvery is how many frames Next hands out before it stores the
 // subscriber's position (it also stores whenever it runs out of frames).
 const storePositionEvery = 64
@@ -262,7 +268,7 @@ func (s *Subscriber) readOne() (frame []byte, size uint64, st readStatus, err er
 	}
 	typ := schema.Type(uint16(w >> 32))
 	a := uint64(schema.AlignedSize(int(n)))
-	bad := n < commitWordBytes || (pos&lg.mask)+a > lg.layout.capacity ||
+	bad := n < commitWordBytes || (pos&lg.mask)+a > lg.layout.capacity || a >= lg.layout.capacity ||
 		typ != schema.TypePadding && (n < schema.HeaderSize || int(n) > lg.layout.maxFrame)
 	if bad {
 		if !s.gating && s.lapped(pos) {
@@ -330,7 +336,7 @@ func (s *Subscriber) Poll(h Handler, maxFrames int) (int, error) {
 		s.pos += s.pending
 		s.pending = 0
 	}
-	delivered, resyncs := 0, 0
+	delivered, resyncs, paddings := 0, 0, 0
 	var err error
 	for delivered < maxFrames {
 		frame, size, st, e := s.readOne()
@@ -352,6 +358,8 @@ func (s *Subscriber) Poll(h Handler, maxFrames int) (int, error) {
 			s.account(frame)
 			h(frame, s.pos)
 			delivered++
+		} else if paddings++; paddings > maxPaddingsPerPoll {
+			break // a sane ring has at most a few paddings in a row
 		}
 		s.pos += size
 	}
@@ -372,7 +380,7 @@ func (s *Subscriber) Next() (frame []byte, position uint64, err error) {
 		s.pos += s.pending
 		s.pending = 0
 	}
-	for resyncs := 0; ; {
+	for resyncs, paddings := 0, 0; ; {
 		f, size, st, e := s.readOne()
 		if e != nil {
 			s.storePosition()
@@ -389,6 +397,10 @@ func (s *Subscriber) Next() (frame []byte, position uint64, err error) {
 			}
 			s.resync()
 		case readPadding:
+			if paddings++; paddings > maxPaddingsPerPoll {
+				s.storePosition()
+				return nil, 0, nil
+			}
 			s.pos += size
 		case readFrame:
 			s.account(f)
