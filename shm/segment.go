@@ -495,8 +495,9 @@ func List(o Options) ([]Entry, error) {
 	return out, nil
 }
 
-// InUse reports whether any process other than the caller has the file at
-// path open as a segment (holds LockMapped) or mapped at all (found in some
+// InUse reports whether the file at path is open as a segment by anyone
+// (some open file description, the caller's own Segments included, holds
+// LockMapped) or mapped by another process at all (found in some
 // /proc/PID/maps by device and inode, which also catches clients that map
 // without taking the lock).
 func InUse(path string) (bool, error) {
