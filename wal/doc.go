@@ -105,13 +105,13 @@
 // Space: a frame occupies whole 4096-byte blocks, so the bytes written per
 // payload byte depend on the group size. Each record costs a 16-byte header
 // and padding to 8 bytes (a 124-byte payload takes 144 bytes); each frame a
-// 64-byte header and padding to 4096. Measured with walbench (124-byte
-// records): a lone synced writer writes 4096 bytes per record, 33× its
-// payload; 64 concurrent writers group ~25 records per frame, ~1.5–2× (the
-// fill threshold makes pipelined frames span two blocks); batched appends
-// of 1000 records write 1.19× the payload. This is the price of never
-// rewriting a sector and of one-write commits; the space is reclaimed when
-// the LSM truncates the log.
+// 64-byte header and padding to the next 4096 boundary. Measured with
+// walbench (124-byte records, default options): a lone synced writer
+// writes one 4096-byte block per record, 33× its payload; 16 concurrent
+// writers group ~8 records per frame, ~4×; 64 writers ~25 per frame,
+// 1.3–1.5×; batched appends of 1000 records write 1.19× the payload. This
+// is the price of never rewriting a sector and of one-write commits; the
+// space is reclaimed when the LSM truncates the log.
 //
 // # Recovery
 //
