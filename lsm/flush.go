@@ -44,7 +44,7 @@ func (d *DB) flushOldestLocked() error {
 	start := time.Now()
 	m.waitWriters()
 	var err error
-	if d.log != nil && m.hasLSN {
+	if d.log != nil && m.maxLSN != 0 {
 		// Tables must never cover a log position the log could lose: the
 		// covered LSN becomes the log's replay start.
 		if werr := d.log.WaitDurable(context.Background(), wal.LSN(m.maxLSN)); werr != nil {
@@ -67,7 +67,7 @@ func (d *DB) flushOldestLocked() error {
 		d.flushedSeq = max(d.flushedSeq, meta.LargestSeq)
 		bytes += meta.Size
 	}
-	if m.hasLSN {
+	if m.maxLSN != 0 {
 		d.coveredLSN = max(d.coveredLSN, m.maxLSN)
 	}
 	d.imm = d.imm[1:]

@@ -19,8 +19,7 @@ type memTable struct {
 
 	// Guarded by DB.commitMu.
 	reserved uint64
-	maxLSN   uint64 // highest log position of a batch assigned here
-	hasLSN   bool
+	maxLSN   uint64 // highest log position of a batch assigned here (0: none; LSNs start at 1)
 
 	// writers counts batches that reserved space and have not finished
 	// applying.

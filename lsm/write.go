@@ -132,7 +132,7 @@ func (d *DB) commit(b *Batch, sync bool, extLSN uint64) error {
 		d.lastLSN = extLSN
 	}
 	if lsn != 0 {
-		mem.maxLSN, mem.hasLSN = lsn, true
+		mem.maxLSN = lsn
 	}
 	d.nextSeq += count
 	b.st.commit = commitEntry{end: seq + count}
@@ -301,7 +301,7 @@ func (d *DB) replayLog() error {
 			return fmt.Errorf("lsm: log record at LSN %d: %w", rec.LSN, err)
 		}
 		d.mem.writerDone()
-		d.mem.maxLSN, d.mem.hasLSN = uint64(rec.LSN), true
+		d.mem.maxLSN = uint64(rec.LSN)
 		if end := seq + base.SeqNum(b.Count()); end > d.nextSeq {
 			d.nextSeq = end
 		}
