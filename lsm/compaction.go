@@ -114,7 +114,7 @@ func (d *DB) compactFiles(c *compact.Compaction, v *manifest.Version, snapshots 
 	elide := func(ukey []byte) bool { return !levelOverlapsBelow(v, c.OutputLevel, ukey) }
 	it := compact.NewIter(merged, snapshots, elide)
 	limiter := newRateLimiter(d.opts.CompactionRateBytesPerSec / int64(d.opts.CompactionConcurrency))
-	metas, err := d.writeTables(it, d.opts.TargetFileSizeBytes, limiter)
+	metas, err := d.writeTables(it, d.targetFileSize(c.OutputLevel), limiter)
 	if err != nil {
 		return nil, 0, fmt.Errorf("lsm: compaction L%d→L%d: %w", c.StartLevel, c.OutputLevel, err)
 	}
@@ -179,4 +179,9 @@ func overlapsRange(files []*manifest.FileMetadata, start, end []byte) bool {
 		}
 	}
 	return false
+}
+
+// targetFileSize is the output split size for level (>= 1).
+func (d *DB) targetFileSize(level int) uint64 {
+	return d.opts.TargetFileSizeBytes << (level - 1)
 }

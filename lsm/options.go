@@ -50,8 +50,10 @@ type Options struct {
 	BaseLevelBytes uint64
 	// LevelMultiplier is the size ratio between adjacent levels (default 10).
 	LevelMultiplier uint64
-	// TargetFileSizeBytes is where compaction output is split into files
-	// (default 64 MiB); a user key's versions are never split.
+	// TargetFileSizeBytes is where compaction output into L1 is split into
+	// files (default 4 MiB); each deeper level doubles it, so a compaction
+	// from Ln picks a small file and overlaps few files below. A user key's
+	// versions are never split.
 	TargetFileSizeBytes uint64
 	// CompactionConcurrency is the number of background compaction
 	// goroutines (default 1; flushes run on their own goroutine).
@@ -119,7 +121,7 @@ func (o Options) withDefaults() (Options, error) {
 		return o, fmt.Errorf("lsm: LevelMultiplier %d below 2", o.LevelMultiplier)
 	}
 	if o.TargetFileSizeBytes == 0 {
-		o.TargetFileSizeBytes = 64 << 20
+		o.TargetFileSizeBytes = 4 << 20
 	}
 	if o.CompactionConcurrency <= 0 {
 		o.CompactionConcurrency = 1
