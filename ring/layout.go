@@ -403,6 +403,9 @@ func (l *Log) Durable() uint64 { return atomic.LoadUint64(l.u64(ctlDurable)) }
 // Replicated returns the replicated position.
 func (l *Log) Replicated() uint64 { return atomic.LoadUint64(l.u64(ctlReplicated)) }
 
+// ParkedSubscribers returns how many subscribers sleep on the data futex.
+func (l *Log) ParkedSubscribers() int { return int(atomic.LoadUint32(l.u32(ctlDataParked))) }
+
 // PublisherInfo is the publisher record of a topic.
 type PublisherInfo struct {
 	State            PublisherState

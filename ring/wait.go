@@ -41,10 +41,11 @@ func (k WaitKind) String() string {
 // WaitStrategy is a wait kind with its bounds.
 type WaitStrategy struct {
 	Kind WaitKind
-	// SpinIterations is how many PAUSE iterations come first (default 2000).
+	// SpinIterations is how many PAUSE iterations come first (0: default
+	// 2000; negative: none).
 	SpinIterations int
 	// YieldIterations is how many sched_yield calls follow before a
-	// SpinPark waiter parks (default 50).
+	// SpinPark waiter parks (0: default 50; negative: none, park at once).
 	YieldIterations int
 }
 
@@ -63,11 +64,17 @@ const (
 )
 
 func (w WaitStrategy) withDefaults() WaitStrategy {
-	if w.SpinIterations <= 0 {
+	switch {
+	case w.SpinIterations == 0:
 		w.SpinIterations = defaultSpinIterations
+	case w.SpinIterations < 0:
+		w.SpinIterations = 0
 	}
-	if w.YieldIterations <= 0 {
+	switch {
+	case w.YieldIterations == 0:
 		w.YieldIterations = defaultYieldIterations
+	case w.YieldIterations < 0:
+		w.YieldIterations = 0
 	}
 	return w
 }

@@ -1,0 +1,310 @@
+package main
+
+import (
+	"encoding/binary"
+	"fmt"
+	"os"
+	"sync/atomic"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/tapewire/tapewire/bench/internal/harness"
+	"github.com/tapewire/tapewire/ring"
+	"github.com/tapewire/tapewire/schema"
+	"github.com/tapewire/tapewire/shm"
+)
+
+const rttFrameBytes = 64
+
+// pingPongTopics creates the ping topic (the parent publishes) and the pong
+// topic (the child publishes; closed here so the child can attach), and
+// subscribes the parent to pong.
+func pingPongTopics(o shm.Options, wait ring.WaitStrategy) (*ring.Publisher, *ring.Subscriber, error) {
+	cfg := ring.LogConfig{CapacityBytes: 64 << 10, Mode: ring.Reliable}
+	ping, err := ring.CreateLog(o, "ping", cfg, ring.PublisherOptions{})
+	if err != nil {
+		return nil, nil, err
+	}
+	pong, err := ring.CreateLog(o, "pong", cfg, ring.PublisherOptions{})
+	if err != nil {
+		ping.Close()
+		return nil, nil, err
+	}
+	pong.Close()
+	sub, err := ring.OpenSubscriber(o, "pong", ring.SubscriberOptions{Wait: wait})
+	if err != nil {
+		ping.Close()
+		return nil, nil, err
+	}
+	return ping, sub, nil
+}
+
+func init() {
+	// tw-pong: rounds, park(0|1): echo every ping frame on pong.
+	childRoles["tw-pong"] = func(o shm.Options, cpu int, args []string) error {
+		rounds, park := argInt(args, 0), argInt(args, 1) == 1
+		wait := ring.WaitStrategy{Kind: ring.BusySpin}
+		if park {
+			wait = ring.WaitStrategy{Kind: ring.SpinPark, SpinIterations: -1, YieldIterations: -1}
+		}
+		sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: wait})
+		if err != nil {
+			return err
+		}
+		defer sub.Close()
+		pub, err := ring.OpenPublisher(o, "pong", ring.PublisherOptions{})
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		ready()
+		for i := 0; i < rounds; i++ {
+			for {
+				f, _, err := sub.Next()
+				if err != nil {
+					return err
+				}
+				if f != nil {
+					if _, err := pub.Offer(f); err != nil {
+						return err
+					}
+					break
+				}
+				if park {
+					if err := sub.Wait(0); err != nil {
+						return err
+					}
+				} else {
+					shm.Pause()
+				}
+			}
+		}
+		report(struct{}{})
+		return nil
+	}
+	// floor-pong: rounds: answer every odd value of the shared word with the
+	// next even one.
+	childRoles["floor-pong"] = func(o shm.Options, cpu int, args []string) error {
+		rounds := argInt(args, 0)
+		ctl, err := openControl(o)
+		if err != nil {
+			return err
+		}
+		defer ctl.Close()
+		w := ctl.Uint64At(ctlWord)
+		ready()
+		for i := uint64(0); i < uint64(rounds); i++ {
+			for atomic.LoadUint64(w) != 2*i+1 {
+				shm.Pause()
+			}
+			atomic.StoreUint64(w, 2*i+2)
+		}
+		report(struct{}{})
+		return nil
+	}
+	// uds-pong: rounds: echo 64-byte messages on fd 3.
+	childRoles["uds-pong"] = func(o shm.Options, cpu int, args []string) error {
+		rounds := argInt(args, 0)
+		var buf [rttFrameBytes]byte
+		ready()
+		for i := 0; i < rounds; i++ {
+			if err := readFull(3, buf[:]); err != nil {
+				return err
+			}
+			if _, err := unix.Write(3, buf[:]); err != nil {
+				return err
+			}
+		}
+		report(struct{}{})
+		return nil
+	}
+}
+
+func readFull(fd int, b []byte) error {
+	for got := 0; got < len(b); {
+		n, err := unix.Read(fd, b[got:])
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			return fmt.Errorf("fd %d: EOF", fd)
+		}
+		got += n
+	}
+	return nil
+}
+
+// timedRounds runs warm+rounds round trips of op on the calling goroutine,
+// pinned to cpu, recording the measured ones. prepare, when not nil, runs
+// untimed before each round.
+func timedRounds(cpu, warm, rounds int, prepare func(), op func(i int) error) (harness.Result, error) {
+	release := harness.Pin(cpu)
+	defer release()
+	h := harness.NewHistogram()
+	var mallocs uint64
+	var start time.Time
+	for i := 0; i < warm+rounds; i++ {
+		if i == warm {
+			mallocs = harness.Mallocs()
+			start = time.Now()
+		}
+		if prepare != nil {
+			prepare()
+		}
+		t0 := rdtsc()
+		if err := op(i); err != nil {
+			return harness.Result{}, err
+		}
+		if i >= warm {
+			h.Record(ticksToNs(rdtsc() - t0))
+		}
+	}
+	el := time.Since(start)
+	r := harness.Result{OpsPerSec: float64(rounds) / el.Seconds(), AllocsPerOp: harness.AllocsPerOp(mallocs, int64(rounds))}
+	h.Fill(&r)
+	return r, nil
+}
+
+func (w *workloads) rtt() {
+	const name = "rtt-64B"
+	if !w.b.Wants(name) {
+		return
+	}
+	rounds := w.b.Size(300_000, 40_000)
+	warm := rounds / 10
+	total := warm + rounds
+	tapewire := func(repeat int) (harness.Result, error) {
+		o, cleanup, err := newBase()
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer cleanup()
+		ping, sub, err := pingPongTopics(o, ring.WaitStrategy{Kind: ring.BusySpin})
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer ping.Close()
+		defer sub.Close()
+		c, err := startChild(nil, "tw-pong", childArgs(o, w.cpuB, total, 0)...)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		var sum uint64
+		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+			cl, err := ping.Claim(rttFrameBytes, schema.TypeHeartbeat, 0)
+			if err != nil {
+				return err
+			}
+			binary.LittleEndian.PutUint64(cl.Payload(), uint64(i))
+			ping.Commit(cl)
+			for {
+				f, _, err := sub.Next()
+				if err != nil {
+					return err
+				}
+				if f != nil {
+					sum += binary.LittleEndian.Uint64(f[schema.HeaderSize:])
+					return nil
+				}
+				shm.Pause()
+			}
+		})
+		if err != nil {
+			c.kill()
+			return r, err
+		}
+		if want := uint64(total) * uint64(total-1) / 2; sum != want {
+			return r, fmt.Errorf("echoed payload sum %d, want %d", sum, want)
+		}
+		r.Notes = "busy-spin both sides; claim+commit, Next; allocs/op = publish+poll of the pinger"
+		return r, c.result(&struct{}{})
+	}
+	floor := func(repeat int) (harness.Result, error) {
+		o, cleanup, err := newBase()
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer cleanup()
+		ctl, err := createControl(o)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer ctl.Close()
+		word := ctl.Uint64At(ctlWord)
+		c, err := startChild(nil, "floor-pong", childArgs(o, w.cpuB, total)...)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+			atomic.StoreUint64(word, 2*uint64(i)+1)
+			for atomic.LoadUint64(word) != 2*uint64(i)+2 {
+				shm.Pause()
+			}
+			return nil
+		})
+		if err != nil {
+			c.kill()
+			return r, err
+		}
+		r.Notes = "two processes spinning on one shared 8-byte word (atomic store, PAUSE loop)"
+		return r, c.result(&struct{}{})
+	}
+	uds := func(repeat int) (harness.Result, error) {
+		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		mine := fds[0]
+		theirs := os.NewFile(uintptr(fds[1]), "uds")
+		defer unix.Close(mine)
+		c, err := startChild([]*os.File{theirs}, "uds-pong", childArgs(shm.Options{Base: "-", Namespace: "-"}, w.cpuB, total)...)
+		theirs.Close()
+		if err != nil {
+			return harness.Result{}, err
+		}
+		var buf [rttFrameBytes]byte
+		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+			binary.LittleEndian.PutUint64(buf[:], uint64(i))
+			if _, err := unix.Write(mine, buf[:]); err != nil {
+				return err
+			}
+			return readFull(mine, buf[:])
+		})
+		if err != nil {
+			c.kill()
+			return r, err
+		}
+		r.Notes = "socketpair(AF_UNIX, SOCK_STREAM), blocking write+read of 64 B"
+		return r, c.result(&struct{}{})
+	}
+	channels := func(repeat int) (harness.Result, error) {
+		ping, pong := make(chan [rttFrameBytes]byte, 1), make(chan [rttFrameBytes]byte, 1)
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			release := harness.Pin(w.cpuB)
+			defer release()
+			for i := 0; i < total; i++ {
+				pong <- <-ping
+			}
+		}()
+		var msg [rttFrameBytes]byte
+		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+			binary.LittleEndian.PutUint64(msg[:], uint64(i))
+			ping <- msg
+			msg = <-pong
+			return nil
+		})
+		<-done
+		r.Notes = "two goroutines pinned to the two CPUs, chan [64]byte with buffer 1 each way"
+		return r, err
+	}
+	fmt.Fprintln(os.Stderr, "ringbench: shmipc-go is not served by the module proxy here (403): rtt-64B runs without it")
+	w.b.Interleave(name,
+		harness.Contender{System: harness.Ours, Run: tapewire},
+		harness.Contender{System: "floor-cacheline", Run: floor},
+		harness.Contender{System: "unix-socket", Run: uds},
+		harness.Contender{System: "go-channel", Run: channels},
+	)
+}
