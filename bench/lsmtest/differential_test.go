@@ -422,7 +422,7 @@ func runDifferential(t *testing.T, set optionSet, seed uint64, ops int) {
 func TestDifferential(t *testing.T) {
 	seeds, ops := 4, 1500
 	if os.Getenv("TAPEWIRE_LONG") == "1" {
-		seeds, ops = 60, 20000
+		seeds, ops = 30, 10000
 	}
 	for _, set := range optionSets {
 		t.Run(set.name, func(t *testing.T) {
