@@ -1,0 +1,460 @@
+package appliance
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapewire/tapewire/lsm"
+	"github.com/tapewire/tapewire/ring"
+	"github.com/tapewire/tapewire/shm"
+	"github.com/tapewire/tapewire/vfs"
+	"github.com/tapewire/tapewire/wal"
+)
+
+// Options are the parts of a node that are not configuration: where it
+// logs, and (for tests) its file system.
+type Options struct {
+	// FS is the file system of the WAL and the store (default: the OS).
+	FS vfs.FS
+	// Log receives notices and recovery progress (default os.Stderr).
+	Log io.Writer
+}
+
+// Node is one assembled appliance: the WAL, the store, the topics and the
+// tenants. Open recovers it; Run serves until its context ends and then
+// stops gracefully; Close releases what is left.
+type Node struct {
+	cfg   Config
+	opts  Options
+	logw  io.Writer
+	logMu sync.Mutex
+
+	fs      vfs.FS
+	wal     *wal.Log
+	db      *lsm.DB
+	met     *metrics
+	storage *storage
+	lvc     *lastValueTenant
+	users   *Users
+	admin   *adminServer
+
+	catalog  map[string]uint32 // topic name → id
+	recovery RecoveryReport
+
+	ckptMu      sync.Mutex
+	lastCkpt    atomic.Pointer[CheckpointResult]
+	ckptWALBase int64
+	ckptID      uint64
+
+	startedAt time.Time
+	started   bool
+	stopOnce  sync.Once
+	closeOnce sync.Once
+	closeErr  error
+	wg        sync.WaitGroup
+	ckptStop  chan struct{}
+	ckptNow   chan chan error
+}
+
+// RecoveryReport says what Open found and did.
+type RecoveryReport struct {
+	WALVerdict      string            `json:"wal_verdict"`
+	CoveredLSN      uint64            `json:"covered_lsn"`
+	ReplayedRecords int64             `json:"replayed_records"`
+	ReplayedBytes   int64             `json:"replayed_bytes"`
+	ReplayDuration  time.Duration     `json:"replay_duration_ns"`
+	CreatedTopics   []string          `json:"created_topics,omitempty"`
+	ResumedTopics   map[string]uint64 `json:"resumed_topics,omitempty"` // topic → durable position resumed from
+	Duration        time.Duration     `json:"duration_ns"`
+}
+
+func (n *Node) logf(format string, args ...any) {
+	n.logMu.Lock()
+	defer n.logMu.Unlock()
+	fmt.Fprintf(n.logw, time.Now().Format("15:04:05.000")+" "+format+"\n", args...)
+}
+
+// Open recovers a node from its configuration: it opens the store, replays
+// the WAL from the LSN the store's manifest covers, registers topics in the
+// catalog, creates missing topics (sequence numbers continuing from the
+// store), and attaches the storage tenant to every durable topic at its
+// durable position, so frames published but not yet persisted when the
+// previous process died are persisted now. Tenants start with Run.
+func Open(cfg Config, opts Options) (*Node, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	start := time.Now()
+	n := &Node{cfg: cfg, opts: opts, logw: opts.Log, catalog: map[string]uint32{}}
+	if n.logw == nil {
+		n.logw = os.Stderr
+	}
+	base := opts.FS
+	if base == nil {
+		base = &vfs.OS{Logf: n.logf}
+	}
+	n.met = newMetrics(n)
+	n.fs = &timedFS{FS: base, hist: n.met.fsyncDuration}
+	if err := n.open(); err != nil {
+		n.closeStores()
+		return nil, err
+	}
+	n.recovery.Duration = time.Since(start)
+	return n, nil
+}
+
+func (n *Node) open() error {
+	cfg := &n.cfg
+	if err := n.fs.MkdirAll(cfg.Node.DataDir); err != nil {
+		return fmt.Errorf("data directory %s: %w", cfg.Node.DataDir, err)
+	}
+	if _, inMemory, err := vfs.FileSystemType(cfg.Node.DataDir); err == nil && inMemory {
+		n.logf("warning: node.data_dir %s is on tmpfs: nothing survives a reboot, and O_DIRECT/fsync mean nothing there", cfg.Node.DataDir)
+	}
+	db, err := lsm.Open(cfg.lsmDir(), n.lsmOptions())
+	if err != nil {
+		return fmt.Errorf("open store %s: %w", cfg.lsmDir(), err)
+	}
+	n.db = db
+	n.storage = newStorage(cfg.Storage, nil, db, n.met, n.logf)
+	w, err := wal.Open(cfg.walDir(), n.walOptions())
+	if err != nil {
+		return fmt.Errorf("open WAL %s: %w", cfg.walDir(), err)
+	}
+	n.wal = w
+	n.storage.wal = w
+	if err := n.replay(); err != nil {
+		return err
+	}
+	if err := n.loadCatalog(); err != nil {
+		return err
+	}
+	if err := n.attachTopics(); err != nil {
+		return err
+	}
+	n.storage.allocate()
+	n.users = newUsers(n)
+	n.ckptWALBase = n.wal.Metrics().WrittenBytes
+	return nil
+}
+
+func (n *Node) lsmOptions() lsm.Options {
+	c := n.cfg.LSM
+	bloom := c.BloomBitsPerKey
+	if bloom == 0 {
+		bloom = -1
+	}
+	return lsm.Options{
+		FS: n.fs, Durability: lsm.ExternalLog,
+		MemTableSizeBytes: c.MemTableSizeBytes, MaxImmutableMemTables: c.MaxImmutableMemTables,
+		L0CompactionTrigger: c.L0CompactionTrigger, L0StopWritesThreshold: c.L0StopWritesThreshold,
+		BaseLevelBytes: c.BaseLevelBytes, LevelMultiplier: c.LevelMultiplier,
+		TargetFileSizeBytes: c.TargetFileSizeBytes, CompactionConcurrency: c.CompactionConcurrency,
+		CompactionRateBytesPerSec: c.CompactionRateBytesPerSec, BlockSizeBytes: c.BlockSizeBytes,
+		BloomBitsPerKey: bloom, Logf: n.logf,
+	}
+}
+
+func (n *Node) walOptions() wal.Options {
+	c := n.cfg.WAL
+	return wal.Options{
+		FS: n.fs, SegmentSizeBytes: c.SegmentSizeBytes, MaxGroupBytes: c.MaxGroupBytes,
+		MaxInFlightFrames: c.MaxInFlightFrames, PipelineFillBytes: c.PipelineFillBytes,
+		MaxWaiters: c.MaxWaiters, PreparedSegments: c.PreparedSegments, RecycledSegments: max(c.RecycledSegments, -1),
+		Notify: func(lsn wal.LSN, err error) { n.storage.notify(lsn, err) },
+		Logf:   n.logf,
+	}
+}
+
+// replay applies the WAL from the store's covered LSN to its end, printing
+// progress (bytes, rate, ETA) while it runs.
+func (n *Node) replay() error {
+	covered := n.db.CoveredLSN()
+	rep := n.wal.Recovery()
+	n.recovery.WALVerdict = rep.Decision.Verdict.String()
+	n.recovery.CoveredLSN = covered
+	last := uint64(rep.LastLSN)
+	if rep.LastLSN < rep.FirstLSN {
+		last = uint64(rep.FirstLSN) - 1
+	}
+	if covered > last {
+		return fmt.Errorf("recovery: the store covers WAL LSN %d but the WAL in %s ends at LSN %d: the WAL was replaced or truncated; restore it or start from an empty data directory", covered, n.cfg.walDir(), last)
+	}
+	if covered+1 < uint64(rep.FirstLSN) {
+		return fmt.Errorf("recovery: the WAL in %s starts at LSN %d but the store covers only up to %d: records %d..%d are missing", n.cfg.walDir(), rep.FirstLSN, covered, covered+1, rep.FirstLSN-1)
+	}
+	total := int64(last - covered)
+	if total == 0 {
+		return nil
+	}
+	r, err := n.wal.NewReader(wal.LSN(covered + 1))
+	if err != nil {
+		return fmt.Errorf("recovery: read WAL from LSN %d: %w", covered+1, err)
+	}
+	defer r.Close()
+	start := time.Now()
+	interval := time.Duration(n.cfg.Recovery.ProgressIntervalMs) * time.Millisecond
+	nextReport := start.Add(interval)
+	n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
+	s := n.storage
+	lb := &s.applyBatch
+	lb.Reset()
+	var done, bytes int64
+	var batchLast wal.LSN
+	flush := func() error {
+		if lb.Empty() {
+			return nil
+		}
+		if err := n.db.ApplyAt(lb, uint64(batchLast)); err != nil {
+			return fmt.Errorf("recovery: apply WAL records up to LSN %d: %w", batchLast, err)
+		}
+		lb.Reset()
+		return nil
+	}
+	for {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return fmt.Errorf("recovery: WAL record after LSN %d: %w", uint64(covered)+uint64(done), err)
+		}
+		if err := s.addToLSM(lb, rec.Type, rec.LSN, rec.Payload); err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+		batchLast = rec.LSN
+		done++
+		bytes += int64(len(rec.Payload))
+		if int(lb.Count()) >= n.cfg.Recovery.ReplayBatchRecords {
+			if err := flush(); err != nil {
+				return err
+			}
+			if now := time.Now(); now.After(nextReport) {
+				nextReport = now.Add(interval)
+				n.logf("recovery: %s", replayProgress(done, total, bytes, now.Sub(start)))
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	n.recovery.ReplayedRecords, n.recovery.ReplayedBytes = done, bytes
+	n.recovery.ReplayDuration = time.Since(start)
+	n.logf("recovery: replayed %s", replayProgress(done, done, bytes, time.Since(start)))
+	return nil
+}
+
+// replayProgress renders one progress line: records, bytes, rate, ETA.
+func replayProgress(done, total, bytes int64, elapsed time.Duration) string {
+	sec := max(elapsed.Seconds(), 1e-9)
+	rate := float64(bytes) / sec
+	eta := time.Duration(0)
+	if done > 0 && total > done {
+		eta = time.Duration(float64(total-done) / (float64(done) / sec) * float64(time.Second))
+	}
+	return fmt.Sprintf("%d/%d records, %.1f MiB, %.1f MiB/s, %.0f records/s, elapsed %v, ETA %v",
+		done, total, float64(bytes)/(1<<20), rate/(1<<20), float64(done)/sec, elapsed.Round(time.Millisecond), eta.Round(time.Millisecond))
+}
+
+// loadCatalog reads the topic catalog and registers every durable topic and
+// the internal users topic it lacks (through the WAL, so the catalog
+// recovers and replicates like the events it names).
+func (n *Node) loadCatalog() error {
+	lower, upper := []byte("m/topic/"), []byte("m/topic0")
+	it := n.db.NewIter(&lsm.IterOptions{LowerBound: lower, UpperBound: upper})
+	maxID := uint32(0)
+	for ok := it.First(); ok; ok = it.Next() {
+		v := it.Value()
+		if len(v) < 4 {
+			it.Close()
+			return fmt.Errorf("catalog entry %q: %d-byte value, want 8", it.Key(), len(v))
+		}
+		id := binary.BigEndian.Uint32(v[0:4])
+		n.catalog[string(it.Key()[len(lower):])] = id
+		maxID = max(maxID, id)
+	}
+	err := it.Error()
+	it.Close()
+	if err != nil {
+		return fmt.Errorf("read topic catalog: %w", err)
+	}
+	want := []string{UsersTopic}
+	for _, t := range n.cfg.Topics {
+		if t.Kind == KindLog && t.Durable {
+			want = append(want, t.Name)
+		}
+	}
+	var records []wal.Record
+	for _, name := range want {
+		if _, ok := n.catalog[name]; ok {
+			continue
+		}
+		maxID++
+		kind := catalogRing
+		if name == UsersTopic {
+			kind = catalogInternal
+		}
+		n.catalog[name] = maxID
+		records = append(records, wal.Record{Type: recCatalog, Payload: catalogRecord(maxID, kind, name)})
+	}
+	if len(records) == 0 {
+		return nil
+	}
+	last, err := n.wal.Append(context.Background(), records)
+	if err != nil {
+		return fmt.Errorf("register topics in the catalog: %w", err)
+	}
+	lb := &n.storage.applyBatch
+	lb.Reset()
+	first := last - wal.LSN(len(records)) + 1
+	for i, r := range records {
+		if err := n.storage.addToLSM(lb, r.Type, first+wal.LSN(i), r.Payload); err != nil {
+			return err
+		}
+	}
+	if err := n.db.ApplyAt(lb, uint64(last)); err != nil {
+		return fmt.Errorf("register topics in the catalog: %w", err)
+	}
+	n.storage.appliedLSN.Store(uint64(last))
+	n.storage.lastAppended = last
+	return nil
+}
+
+// lastStoredSeq returns the newest sequence number the store holds for a
+// topic id (event log or quarantine).
+func (n *Node) lastStoredSeq(id uint32) (uint64, bool, error) {
+	var best uint64
+	found := false
+	for _, space := range []byte{'e', 'q'} {
+		lower, upper := topicPrefix(space, id)
+		it := n.db.NewIter(&lsm.IterOptions{LowerBound: lower, UpperBound: upper})
+		if it.Last() {
+			if _, seq, ok := parseTopicSeqKey(it.Key()); ok && (!found || seq > best) {
+				best, found = seq, true
+			}
+		}
+		err := it.Error()
+		it.Close()
+		if err != nil {
+			return 0, false, err
+		}
+	}
+	return best, found, nil
+}
+
+// attachTopics creates missing topics and attaches the storage tenant to
+// every durable one.
+func (n *Node) attachTopics() error {
+	s := n.storage
+	n.recovery.ResumedTopics = map[string]uint64{}
+	uid := n.catalog[UsersTopic]
+	last, ok, err := n.lastStoredSeq(uid)
+	if err != nil {
+		return err
+	}
+	s.users = &internalTopic{id: uid, name: UsersTopic, lastSeq: last, haveSeq: ok}
+	for i := range n.cfg.Topics {
+		t := &n.cfg.Topics[i]
+		o, err := n.cfg.shmOptions(t)
+		if err != nil {
+			return err
+		}
+		switch t.Kind {
+		case KindLastValue:
+			continue // the last-value tenant opens it
+		case KindLog:
+		}
+		firstSeq := uint64(0)
+		var id uint32
+		var lastSeq uint64
+		var haveSeq bool
+		if t.Durable {
+			id = n.catalog[t.Name]
+			lastSeq, haveSeq, err = n.lastStoredSeq(id)
+			if err != nil {
+				return fmt.Errorf("topic %s: read the newest stored sequence number: %w", t.Name, err)
+			}
+			if haveSeq {
+				firstSeq = lastSeq + 1
+			}
+		}
+		created, err := ensureLog(o, t, firstSeq)
+		if err != nil {
+			return err
+		}
+		if created {
+			n.recovery.CreatedTopics = append(n.recovery.CreatedTopics, t.Name)
+			if firstSeq > 0 {
+				n.logf("topic %s: created; sequence numbers continue from the store at %d", t.Name, firstSeq)
+			}
+		}
+		if !t.Durable {
+			continue
+		}
+		st, err := n.attachDurable(o, t, id, lastSeq, haveSeq)
+		if err != nil {
+			return err
+		}
+		st.index = len(s.topics)
+		s.topics = append(s.topics, st)
+	}
+	return nil
+}
+
+// attachDurable subscribes the storage tenant to one durable topic at its
+// durable position.
+func (n *Node) attachDurable(o shm.Options, t *TopicConfig, id uint32, lastSeq uint64, haveSeq bool) (*storageTopic, error) {
+	lg, err := ring.OpenLog(o, t.Name)
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: %w", t.Name, err)
+	}
+	durable, nextSeq, mode := lg.Durable(), lg.PublishedFrames(), lg.Mode()
+	lg.Close()
+	if mode != ring.Reliable {
+		return nil, fmt.Errorf("topic %s: the existing segment is lossy but the topic is declared durable: a lossy publisher overwrites frames before they are persisted; remove the segment so the appliance recreates it", t.Name)
+	}
+	if haveSeq && nextSeq < lastSeq+1 {
+		return nil, fmt.Errorf("topic %s: the ring's next sequence number is %d but the store already holds up to %d: the segment was recreated by something other than the appliance; remove %s%s so the appliance recreates it with sequence numbers continuing from the store",
+			t.Name, nextSeq, lastSeq, t.Name, ring.LogSuffix)
+	}
+	gate, err := ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{Resume: true, From: durable})
+	resumed := true
+	if errors.Is(err, ring.ErrPositionTooOld) {
+		// The publisher overwrote frames that were never made durable
+		// while no appliance gated it (the old subscription was evicted).
+		// The gap shows up as lost sequence numbers at the next frame.
+		n.logf("topic %s: durable position %d is no longer in the ring (%v); resuming at the newest frame, the skipped sequence numbers are counted as lost", t.Name, durable, err)
+		gate, err = ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{})
+		resumed = false
+	}
+	if err != nil {
+		return nil, fmt.Errorf("topic %s: subscribe at durable position %d: %w", t.Name, durable, err)
+	}
+	obs, err := ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{Resume: true, From: gate.Position(), Observer: true})
+	if err != nil {
+		gate.Close()
+		return nil, fmt.Errorf("topic %s: observe at %d: %w", t.Name, gate.Position(), err)
+	}
+	if resumed {
+		n.recovery.ResumedTopics[t.Name] = durable
+	}
+	st := &storageTopic{
+		id: id, name: t.Name, obs: obs, gate: gate, lg: obs.Log(),
+		park:      newParkWords(obs.Log()),
+		maxRecord: maxRecordBytes(obs.Log().MaxFrameBytes()),
+		lastSeq:   lastSeq, haveSeq: haveSeq,
+	}
+	if st.maxRecord > n.cfg.Storage.BatchMaxBytes {
+		obs.Close()
+		gate.Close()
+		return nil, fmt.Errorf("topic %s: the existing segment's max frame (%d bytes) does not fit storage.batch_max_bytes = %d; raise it or recreate the topic", t.Name, obs.Log().MaxFrameBytes(), n.cfg.Storage.BatchMaxBytes)
+	}
+	return st, nil
+}
