@@ -483,6 +483,9 @@ func (l *Log) needsRotationLocked(g *group) bool {
 }
 
 // readyLocked reports whether a flusher can seal and write a group now.
+// When the log is closing and everything accepted has been written, it
+// turns the empty filling group into the close frame (g.close), which is
+// then sealed like any other group.
 func (l *Log) readyLocked() bool {
 	if l.fatal != nil || len(l.inflight) >= l.opts.MaxInFlightFrames || len(l.free) == 0 {
 		return false
