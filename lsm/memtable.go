@@ -49,8 +49,8 @@ func (m *memTable) tryReserve(n uint64) bool {
 }
 
 // apply inserts the batch's entries with consecutive sequence numbers from
-// seq. Hot path: no allocation (ikeyBuf is the caller's scratch).
-func (m *memTable) apply(data []byte, seq base.SeqNum, ikeyBuf *[]byte) error {
+// seq. Hot path: no allocation (ikeyBuf and ins are the caller's).
+func (m *memTable) apply(data []byte, seq base.SeqNum, ikeyBuf *[]byte, ins *arenaskl.Inserter) error {
 	r, err := newBatchReader(data)
 	if err != nil {
 		return err
@@ -64,7 +64,7 @@ func (m *memTable) apply(data []byte, seq base.SeqNum, ikeyBuf *[]byte) error {
 			return nil
 		}
 		*ikeyBuf = base.AppendInternalKey((*ikeyBuf)[:0], key, seq, kind)
-		if err := m.skl.Add(*ikeyBuf, value); err != nil {
+		if err := m.skl.AddWith(ins, *ikeyBuf, value); err != nil {
 			return fmt.Errorf("lsm: memtable insert of %s: %w", base.FormatKey(*ikeyBuf), err)
 		}
 		seq++

@@ -39,6 +39,9 @@ type batchState struct {
 	commit  commitEntry
 	ikeyBuf []byte
 	rec     [1]wal.Record
+	// ins caches the memtable splice of the batch's last insert: a Batch
+	// reused for time-ordered keys inserts without searching.
+	ins arenaskl.Inserter
 }
 
 var batchPool = sync.Pool{New: func() any { return new(Batch) }}
@@ -147,7 +150,7 @@ func (d *DB) commit(b *Batch, sync bool, extLSN uint64) error {
 			syncErr = fmt.Errorf("lsm: batch at LSN %d not durable: %w", lsn, err)
 		}
 	}
-	applyErr := mem.apply(b.data, seq, &b.st.ikeyBuf)
+	applyErr := mem.apply(b.data, seq, &b.st.ikeyBuf, &b.st.ins)
 	mem.writerDone()
 	d.publish(&b.st.commit)
 	if applyErr != nil {
@@ -263,6 +266,7 @@ func (d *DB) replayLog() error {
 	}
 	defer r.Close()
 	var scratch []byte
+	var ins arenaskl.Inserter
 	replayed := 0
 	for {
 		rec, err := r.Next()
@@ -297,7 +301,7 @@ func (d *DB) replayLog() error {
 				return fmt.Errorf("lsm: log record at LSN %d needs %d bytes, more than a memtable", rec.LSN, need)
 			}
 		}
-		if err := d.mem.apply(rec.Payload, seq, &scratch); err != nil {
+		if err := d.mem.apply(rec.Payload, seq, &scratch, &ins); err != nil {
 			return fmt.Errorf("lsm: log record at LSN %d: %w", rec.LSN, err)
 		}
 		d.mem.writerDone()

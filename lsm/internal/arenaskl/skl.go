@@ -38,7 +38,12 @@ type Skiplist struct {
 	arena  *Arena
 	head   uint32
 	height atomic.Uint32
+	// id tells Inserters which list their splice belongs to without a
+	// pointer that would keep a discarded list's arena reachable.
+	id uint64
 }
+
+var nextListID atomic.Uint64
 
 // New builds an empty skiplist in arena.
 func New(arena *Arena) (*Skiplist, error) {
@@ -47,7 +52,7 @@ func New(arena *Arena) (*Skiplist, error) {
 		return nil, err
 	}
 	*arena.u32(head + offHeight) = MaxHeight
-	s := &Skiplist{arena: arena, head: head}
+	s := &Skiplist{arena: arena, head: head, id: nextListID.Add(1)}
 	s.height.Store(1)
 	return s, nil
 }
@@ -89,9 +94,26 @@ func randomHeight() int {
 	return h
 }
 
+// Inserter remembers where its last insertion went (the node before and
+// after it on every level), so that the next insertion, when it lands in the
+// same gap — the common case for time-ordered keys, each above the last —
+// links without searching. One Inserter belongs to one goroutine; the zero
+// value is ready to use.
+type Inserter struct {
+	list       uint64 // Skiplist.id of the splice; 0: none
+	height     int // levels of prev and next that hold a splice
+	prev, next [MaxHeight]uint32
+}
+
 // Add inserts the encoded internal key ikey with value. It copies both into
 // the arena. Safe for concurrent use. Hot path: no heap allocation.
 func (s *Skiplist) Add(ikey, value []byte) error {
+	var ins Inserter
+	return s.AddWith(&ins, ikey, value)
+}
+
+// AddWith is Add with a cached splice (see Inserter).
+func (s *Skiplist) AddWith(ins *Inserter, ikey, value []byte) error {
 	h := randomHeight()
 	nodeSize := uint32(headerSize + h*linkSize + len(ikey) + len(value))
 	nd, err := s.arena.alloc(nodeSize)
@@ -112,43 +134,61 @@ func (s *Skiplist) Add(ikey, value []byte) error {
 			break
 		}
 	}
+	listHeight := int(s.height.Load())
 
 	ukey, trailer := base.UserKey(ikey), base.Trailer(ikey)
-	var prev, next [MaxHeight]uint32
-	x := s.head
-	for level := int(s.height.Load()) - 1; level >= 0; level-- {
-		p, n, eq := s.findSpliceForLevel(ukey, trailer, level, x)
-		if eq {
-			return ErrRecordExists
+	if !s.spliceValid(ins, ukey, trailer, listHeight) {
+		x := s.head
+		for level := listHeight - 1; level >= 0; level-- {
+			p, n, eq := s.findSpliceForLevel(ukey, trailer, level, x)
+			if eq {
+				ins.list = 0
+				return ErrRecordExists
+			}
+			ins.prev[level], ins.next[level] = p, n
+			x = p
 		}
-		prev[level], next[level] = p, n
-		x = p
+		ins.list, ins.height = s.id, listHeight
 	}
 	for level := 0; level < h; level++ {
 		for {
-			if prev[level] == 0 {
-				// The tower is taller than the list was when we searched;
-				// the level starts at the head.
-				p, n, eq := s.findSpliceForLevel(ukey, trailer, level, s.head)
-				if eq {
-					return ErrRecordExists
-				}
-				prev[level], next[level] = p, n
-			}
-			atomic.StoreUint32(a.u32(nd+offTower+uint32(level)*linkSize), next[level])
-			if s.casNext(prev[level], level, next[level], nd) {
+			next := ins.next[level]
+			atomic.StoreUint32(a.u32(nd+offTower+uint32(level)*linkSize), next)
+			if s.casNext(ins.prev[level], level, next, nd) {
 				break
 			}
-			p, n, eq := s.findSpliceForLevel(ukey, trailer, level, prev[level])
+			// Another writer linked a node into the gap: search on from
+			// the node before it, which is still below our key.
+			p, n, eq := s.findSpliceForLevel(ukey, trailer, level, ins.prev[level])
 			if eq {
 				// Only level 0 can see an equal key: higher levels are linked
 				// after level 0 succeeded.
+				ins.list = 0
 				return ErrRecordExists
 			}
-			prev[level], next[level] = p, n
+			ins.prev[level], ins.next[level] = p, n
 		}
+		// The next insertion above this key starts right after it.
+		ins.prev[level] = nd
 	}
 	return nil
+}
+
+// spliceValid reports whether ins's cached splice brackets the key on level
+// 0 (prev < key < next). Then it brackets it on every level: an upper level's
+// prev is at or before level 0's and its next at or after it, and a splice
+// that went stale meanwhile only makes a CAS fail, which recomputes it.
+func (s *Skiplist) spliceValid(ins *Inserter, ukey []byte, trailer uint64, listHeight int) bool {
+	if ins.list != s.id || ins.height < listHeight {
+		return false
+	}
+	if p := ins.prev[0]; p != s.head && base.CompareSearch(s.key(p), ukey, trailer) >= 0 {
+		return false
+	}
+	if n := ins.next[0]; n != 0 && base.CompareSearch(s.key(n), ukey, trailer) <= 0 {
+		return false
+	}
+	return true
 }
 
 // findSpliceForLevel walks level from start (whose key is below the search

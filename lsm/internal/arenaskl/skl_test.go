@@ -115,6 +115,64 @@ func TestGetVisibility(t *testing.T) {
 	}
 }
 
+// TestInserterMatchesSortedOrder mixes runs of ascending keys (the cached
+// fast path), jumps backwards (stale splice) and duplicates through one
+// Inserter and checks the list against a sorted copy.
+func TestInserterMatchesSortedOrder(t *testing.T) {
+	s := newList(t, 4<<20)
+	var ins Inserter
+	seen := map[string]bool{}
+	var want [][]byte
+	k := 0
+	for i := 0; i < 5000; i++ {
+		switch {
+		case i%97 == 0:
+			k -= 300 // jump back: the cached splice no longer brackets the key
+		case i%13 == 0:
+			k += 50
+		default:
+			k++
+		}
+		if k < 0 {
+			k = 0
+		}
+		ik := ikey(fmt.Sprintf("key%07d", k), 1, base.KindSet)
+		err := s.AddWith(&ins, ik, nil)
+		if seen[string(ik)] {
+			if !errors.Is(err, ErrRecordExists) {
+				t.Fatalf("duplicate %s through the inserter: %v", base.FormatKey(ik), err)
+			}
+			continue
+		}
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen[string(ik)] = true
+		want = append(want, ik)
+	}
+	sort.Slice(want, func(i, j int) bool { return base.CompareInternal(want[i], want[j]) < 0 })
+	var it Iterator
+	it.Init(s)
+	i := 0
+	for it.First(); it.Valid(); it.Next() {
+		if i >= len(want) || !bytes.Equal(it.Key(), want[i]) {
+			t.Fatalf("entry %d: got %s", i, base.FormatKey(it.Key()))
+		}
+		i++
+	}
+	if i != len(want) {
+		t.Fatalf("list holds %d of %d keys", i, len(want))
+	}
+	// An Inserter used on another list starts over.
+	other := newList(t, 1<<16)
+	if err := other.AddWith(&ins, ikey("a", 1, base.KindSet), nil); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, ok := other.Get([]byte("a"), base.SeqNumMax); !ok {
+		t.Fatal("insert into a second list through a used Inserter lost")
+	}
+}
+
 func TestArenaFull(t *testing.T) {
 	s := newList(t, 4096)
 	var err error
@@ -178,9 +236,12 @@ func TestConcurrentWritersAndReaders(t *testing.T) {
 		go func(w int) {
 			defer ww.Done()
 			var k [8]byte
+			// Each writer appends through its own Inserter while the others
+			// link nodes into its cached gaps: the CAS-failure path runs.
+			var ins Inserter
 			for i := 0; i < perWriter; i++ {
 				binary.BigEndian.PutUint64(k[:], uint64(i*writers+w))
-				if err := s.Add(base.AppendInternalKey(nil, k[:], base.SeqNum(i+1), base.KindSet), k[:]); err != nil {
+				if err := s.AddWith(&ins, base.AppendInternalKey(nil, k[:], base.SeqNum(i+1), base.KindSet), k[:]); err != nil {
 					t.Error(err)
 					return
 				}
@@ -245,7 +306,16 @@ func BenchmarkAddRandom(b *testing.B) {
 	benchAdd(b, func(i int) uint64 { return uint64(i) * 0x9E3779B97F4A7C15 })
 }
 
-func benchAdd(b *testing.B, keyOf func(int) uint64) {
+// BenchmarkAddWithSequential is the sequential case with a cached splice,
+// as the memtable inserts (the fast path for time-ordered keys).
+func BenchmarkAddWithSequential(b *testing.B) {
+	var ins Inserter
+	benchAddWith(b, func(i int) uint64 { return uint64(i) }, &ins)
+}
+
+func benchAdd(b *testing.B, keyOf func(int) uint64) { benchAddWith(b, keyOf, nil) }
+
+func benchAddWith(b *testing.B, keyOf func(int) uint64, ins *Inserter) {
 	val := make([]byte, 100)
 	var k [16]byte
 	ik := make([]byte, 0, 24)
@@ -260,7 +330,13 @@ func benchAdd(b *testing.B, keyOf func(int) uint64) {
 		}
 		binary.BigEndian.PutUint64(k[:8], keyOf(i))
 		ik = base.AppendInternalKey(ik[:0], k[:], base.SeqNum(i+1), base.KindSet)
-		if err := s.Add(ik, val); err != nil {
+		var err error
+		if ins != nil {
+			err = s.AddWith(ins, ik, val)
+		} else {
+			err = s.Add(ik, val)
+		}
+		if err != nil {
 			b.Fatal(err)
 		}
 	}
