@@ -50,6 +50,17 @@ func TestKill9Child(t *testing.T) {
 				mu.Lock()
 				fmt.Fprintf(os.Stdout, "%d %d %d\n", lsn, writer, n)
 				mu.Unlock()
+				if w == 0 && n%50 == 49 && lsn > 300 {
+					// Exercise truncation and segment recycling: announce
+					// the point first, since a kill may land inside.
+					mu.Lock()
+					fmt.Fprintf(os.Stdout, "trunc %d\n", lsn-300)
+					mu.Unlock()
+					if err := l.TruncateBefore(lsn - 300); err != nil {
+						fmt.Fprintf(os.Stdout, "truncate-error %v\n", err)
+						os.Exit(5)
+					}
+				}
 			}
 		}()
 	}
@@ -67,6 +78,8 @@ func TestKill9Loop(t *testing.T) {
 	dir := ext4Dir(t)
 	type ack struct{ writer, n int }
 	acked := map[LSN]ack{}
+	var truncated LSN // acknowledged LSNs below it may have been truncated away
+	total := 0
 	rng := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
 	for run := range kills {
 		cmd := exec.Command(os.Args[0], "-test.run=^TestKill9Child$", "-test.count=1")
@@ -92,6 +105,10 @@ func TestKill9Loop(t *testing.T) {
 		killed := false
 		for line := range lines {
 			var lsn, w, n int
+			if _, err := fmt.Sscanf(line, "trunc %d", &lsn); err == nil {
+				truncated = max(truncated, LSN(lsn))
+				continue
+			}
 			if _, err := fmt.Sscanf(line, "%d %d %d", &lsn, &w, &n); err != nil {
 				if !killed {
 					t.Fatalf("run %d: child said %q", run, line)
@@ -99,6 +116,7 @@ func TestKill9Loop(t *testing.T) {
 				continue // a line cut by the kill
 			}
 			acked[LSN(lsn)] = ack{w, n}
+			total++
 			if first {
 				first = false
 				deadline = time.After(time.Duration(5+rng.IntN(120)) * time.Millisecond)
@@ -123,9 +141,17 @@ func TestKill9Loop(t *testing.T) {
 		if rep.Decision.Verdict == Corrupt {
 			t.Fatalf("run %d: log after kill -9 classified corrupt: %v", run, rep.Err())
 		}
-		r, err := rep.NewReader(vfs.Default, 1)
+		if rep.FirstLSN > max(truncated, 1) {
+			t.Fatalf("run %d: log starts at LSN %d, but truncation was only ever asked below %d", run, rep.FirstLSN, truncated)
+		}
+		r, err := rep.NewReader(vfs.Default, rep.FirstLSN)
 		if err != nil {
 			t.Fatal(err)
+		}
+		for lsn := range acked {
+			if lsn < rep.FirstLSN {
+				delete(acked, lsn) // truncated by the child, as announced
+			}
 		}
 		found := 0
 		for _, rec := range readAll(t, r) {
@@ -141,5 +167,5 @@ func TestKill9Loop(t *testing.T) {
 			t.Fatalf("run %d: %d of %d acknowledged records found after kill -9 (log ends at %d, %s)", run, found, len(acked), rep.LastLSN, rep.Decision.Verdict)
 		}
 	}
-	t.Logf("%d kills, %d acknowledged records verified", kills, len(acked))
+	t.Logf("%d kills, %d acknowledged records verified after the last (log from LSN %d), %d acknowledged in all", kills, len(acked), truncated, total)
 }
