@@ -54,6 +54,7 @@ type Node struct {
 	ckptID      uint64
 
 	startedAt time.Time
+	onStop    []func()
 	started   bool
 	stopOnce  sync.Once
 	closeOnce sync.Once

@@ -14,6 +14,9 @@ import (
 // Start launches the tenants (storage committer and applier, last-value,
 // checkpoints) and the admin API. Stop (or Run's context) ends them.
 func (n *Node) Start() error {
+	if n.started {
+		return errors.New("node already started")
+	}
 	n.startedAt = time.Now()
 	n.started = true
 	s := n.storage
@@ -44,13 +47,15 @@ func (n *Node) Start() error {
 	return nil
 }
 
-// Run starts the node and serves until ctx ends or the storage tenant
+// Run starts the node (unless Start already did) and serves until ctx ends or the storage tenant
 // fails, then stops gracefully (drain, commit, checkpoint, close). It
 // returns the storage tenant's error, if any.
 func (n *Node) Run(ctx context.Context) error {
-	if err := n.Start(); err != nil {
-		n.Close()
-		return err
+	if !n.started {
+		if err := n.Start(); err != nil {
+			n.Close()
+			return err
+		}
 	}
 	select {
 	case <-ctx.Done():
@@ -65,6 +70,9 @@ func (n *Node) Run(ctx context.Context) error {
 // then a final checkpoint runs. Safe to call more than once.
 func (n *Node) Stop() {
 	n.stopOnce.Do(func() {
+		for _, f := range n.onStop {
+			f()
+		}
 		if n.admin != nil {
 			n.admin.shutdown()
 		}
@@ -96,6 +104,10 @@ func (n *Node) Stop() {
 		}
 	})
 }
+
+// OnStop registers f to run first when the node stops (before the admin
+// API closes and the rings drain): the demo stops its simulator there.
+func (n *Node) OnStop(f func()) { n.onStop = append(n.onStop, f) }
 
 // Close stops the node if it runs and releases the store, the WAL and the
 // topics. It returns the storage tenant's fatal error, if one happened.
