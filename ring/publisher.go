@@ -50,7 +50,9 @@ type Publisher struct {
 	capacity uint64
 	maxFrame int
 
-	tail  uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
+	tail   uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
+	zeroed uint64 // write horizon + 8: the data area is zero in [end of the newest commit, zeroed)
+	chunk  uint64 // zeroing granule: min(4 KiB, capacity/8)
 	seq   uint64 // sequence number of the next committed frame
 	limit uint64 // reliable: positions below limit may be written
 	epoch uint32 // registration epoch the limit was computed at
@@ -72,35 +74,35 @@ type Publisher struct {
 }
 
 // Claim is space for one frame, claimed but not committed. Build the payload
-// in Payload(); the header is managed by the publisher (type and flags given
-// to Claim, sequence number and length written by Commit).
+// in Payload(); the publisher writes the whole header at Commit (type and
+// flags as given to Claim or set with SetType, publish_ns as set with
+// SetPublishNs, its own sequence number, and the length last), so the
+// header's cache line is written in one burst right before the commit.
 type Claim struct {
-	frame []byte
-	pos   uint64
+	frame     []byte
+	pos       uint64
+	typ       schema.Type
+	flags     schema.Flag
+	publishNs int64
 }
 
 // Payload returns the frame's bytes after the 24-byte header: build the
 // flatbuffer here.
-func (c Claim) Payload() []byte { return c.frame[schema.HeaderSize:] }
+func (c *Claim) Payload() []byte { return c.frame[schema.HeaderSize:] }
 
-// Frame returns the whole frame. Bytes [0, 8) and [8, 16) belong to the
-// publisher until Commit; the caller may write publish_ns with
-// SetPublishNs and everything from byte 24.
-func (c Claim) Frame() []byte { return c.frame }
+// Frame returns the whole frame. Bytes [0, 24) belong to the publisher: it
+// overwrites them at Commit.
+func (c *Claim) Frame() []byte { return c.frame }
 
 // Position returns the frame's position in the topic.
-func (c Claim) Position() uint64 { return c.pos }
+func (c *Claim) Position() uint64 { return c.pos }
 
-// SetPublishNs sets the header's publish_ns. Claim sets it to 0: stamping
-// every frame with the clock is the caller's choice (it costs a clock read).
-func (c Claim) SetPublishNs(ns int64) {
-	binary.LittleEndian.PutUint64(c.frame[16:24], uint64(ns))
-}
+// SetPublishNs sets the header's publish_ns (0 unless set: stamping every
+// frame with the clock is the caller's choice, it costs a clock read).
+func (c *Claim) SetPublishNs(ns int64) { c.publishNs = ns }
 
 // SetType changes the header's type (Claim sets the type it was given).
-func (c Claim) SetType(t schema.Type) {
-	binary.LittleEndian.PutUint16(c.frame[4:6], uint16(t))
-}
+func (c *Claim) SetType(t schema.Type) { c.typ = t }
 
 // CreateLog creates the log topic and attaches to it as its publisher.
 func CreateLog(o shm.Options, topic string, cfg LogConfig, opts PublisherOptions) (*Publisher, error) {
@@ -167,6 +169,8 @@ func attachPublisher(lg *Log, opts PublisherOptions) (*Publisher, error) {
 		progressParkedW: lg.u32(ctlProgressParked), progressFutexW: lg.u32(ctlProgressFutex),
 	}
 	p.tail = lg.Published()
+	p.zeroed = p.tail + commitWordBytes // the repair zeroed the word at published
+	p.chunk = min(4096, p.capacity/8)
 	p.seq = lg.PublishedFrames()
 	p.epoch = atomic.LoadUint32(p.epochW) - 1 // force a first limit computation
 	atomic.StoreUint32(lg.u32(ctlPubPID), uint32(me.PID))
@@ -195,12 +199,26 @@ func (p *Publisher) NextSeq() uint64 { return p.seq }
 // with the given type and flags. Hot path: no allocation; no system call
 // unless it must wait for a reliable subscriber.
 func (p *Publisher) Claim(frameBytes int, typ schema.Type, flags schema.Flag) (Claim, error) {
-	var claims [1]Claim
-	sizes := [1]int{frameBytes}
-	if err := p.ClaimBatch(sizes[:], typ, flags, claims[:]); err != nil {
-		return Claim{}, err
+	a := uint64(schema.AlignedSize(frameBytes))
+	pos := p.tail
+	if p.closed || p.claimFrames > 0 || frameBytes < schema.HeaderSize || frameBytes > p.maxFrame ||
+		typ == schema.TypePadding || (pos&p.log.mask)+a > p.capacity {
+		// Errors and a wrap (padding) take the general path.
+		var claims [1]Claim
+		sizes := [1]int{frameBytes}
+		if err := p.ClaimBatch(sizes[:], typ, flags, claims[:]); err != nil {
+			return Claim{}, err
+		}
+		return claims[0], nil
 	}
-	return claims[0], nil
+	end := pos + a
+	if end+commitWordBytes > p.zeroed {
+		if err := p.extend(pos, end+commitWordBytes); err != nil {
+			return Claim{}, err
+		}
+	}
+	p.claimStart, p.claimEnd, p.claimFrames, p.padLen = pos, end, 1, 0
+	return Claim{frame: p.log.bytesAt(pos, frameBytes), pos: pos, typ: typ, flags: flags}, nil
 }
 
 // ClaimBatch reserves room for len(frameBytes) frames at once (one capacity
@@ -246,54 +264,110 @@ func (p *Publisher) ClaimBatch(frameBytes []int, typ schema.Type, flags schema.F
 	if err := p.reserve(start, end+commitWordBytes); err != nil {
 		return err
 	}
-	// Initialize headers (type, flags, seq 0, publish_ns 0); lengths stay 0
-	// until Commit.
 	for i, n := range frameBytes {
-		f := p.log.bytesAt(claims[i].pos, n)
-		hdr := f[4:schema.HeaderSize]
-		binary.LittleEndian.PutUint16(hdr[0:2], uint16(typ))
-		binary.LittleEndian.PutUint16(hdr[2:4], uint16(flags))
-		clear(hdr[4:])
-		claims[i].frame = f
+		c := &claims[i]
+		c.frame, c.typ, c.flags, c.publishNs = p.log.bytesAt(c.pos, n), typ, flags, 0
 	}
 	p.claimStart, p.claimEnd, p.claimFrames = start, end, len(frameBytes)
 	p.padPos, p.padLen = padPos, padLen
 	return nil
 }
 
-// reserve makes [start, need) writable: in reliable mode it checks (and if
-// needed waits for) the subscriber limit; in both modes it publishes the
-// claim intent (the tail word) before any byte of the claim is written.
+// reserve makes [start, need) writable. Claims inside the announced write
+// horizon cost nothing; when need passes it, extend announces a new horizon
+// and zeroes up to it.
 func (p *Publisher) reserve(start, need uint64) error {
-	end := need - commitWordBytes
-	if !p.reliable {
-		storeRelease64(p.tailW, end)
+	if need <= p.zeroed {
 		return nil
 	}
-	if need > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
-		if err := p.waitForRoom(start, need); err != nil {
-			return err
+	return p.extend(start, need)
+}
+
+// extend moves the write horizon past need, at least one zeroing chunk ahead:
+// in a reliable topic it first makes sure (waiting if it must) that no
+// gating subscriber's unread bytes lie below the new horizon; it publishes
+// the horizon (the tail word) before writing below it, so lossy readers can
+// tell when their bytes may have been overwritten; then it zeroes the data
+// area up to it, so the commit word after every future frame below the
+// horizon reads zero until that frame is committed. Zeroing a chunk at a
+// time also brings the lines into the publisher's cache for writing before
+// the frames are built there.
+func (p *Publisher) extend(start, need uint64) error {
+	target := roundUp(need, p.chunk) + p.chunk
+	if !p.reliable {
+		storeRelease64(p.tailW, target-commitWordBytes)
+	} else {
+		if need > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
+			if err := p.waitForRoom(start, need); err != nil {
+				return err
+			}
+		}
+		target = min(target, p.limit)
+		// Sequentially consistent store, then re-read the epoch: a
+		// subscriber that registered concurrently either sees this horizon
+		// (and picks a start position below which nothing is overwritten),
+		// or we see its epoch bump and count it.
+		old := atomic.LoadUint64(p.tailW)
+		atomic.StoreUint64(p.tailW, target-commitWordBytes)
+		if atomic.LoadUint32(p.epochW) != p.epoch {
+			if err := p.waitForRoom(start, target); err != nil {
+				atomic.StoreUint64(p.tailW, old)
+				return err
+			}
 		}
 	}
-	// Sequentially consistent store, then re-read the epoch: a subscriber
-	// that registered concurrently either sees this tail (and picks a start
-	// position that is safe), or we see its epoch bump and include it.
-	atomic.StoreUint64(p.tailW, end)
-	if atomic.LoadUint32(p.epochW) != p.epoch {
-		if err := p.waitForRoom(start, need); err != nil {
-			atomic.StoreUint64(p.tailW, start)
-			return err
-		}
-	}
+	p.zeroRange(p.zeroed, target)
+	p.zeroed = target
 	return nil
+}
+
+// zeroRange clears the data bytes of positions [from, to), to-from <=
+// capacity, splitting at the end of the data area.
+func (p *Publisher) zeroRange(from, to uint64) {
+	for from < to {
+		idx := from & p.log.mask
+		n := min(to-from, p.capacity-idx)
+		clear(p.log.bytesAt(from, int(n)))
+		from += n
+	}
 }
 
 // Commit publishes the outstanding single-frame claim c and returns its
 // sequence number. Hot path: no allocation; one FUTEX_WAKE system call only
 // if a subscriber is parked.
 func (p *Publisher) Commit(c Claim) uint64 {
-	claims := [1]Claim{c}
-	return p.CommitBatch(claims[:])
+	if p.claimFrames != 1 || p.padLen != 0 || c.pos != p.claimStart {
+		claims := [1]Claim{c}
+		return p.CommitBatch(claims[:])
+	}
+	seq := p.seq
+	hdr := c.frame[:schema.HeaderSize]
+	binary.LittleEndian.PutUint16(hdr[4:6], uint16(c.typ))
+	binary.LittleEndian.PutUint16(hdr[6:8], uint16(c.flags))
+	binary.LittleEndian.PutUint64(hdr[8:16], seq)
+	binary.LittleEndian.PutUint64(hdr[16:24], uint64(c.publishNs))
+	// The length last, sequentially consistent: it also orders the
+	// parked-count read below after it.
+	atomic.StoreUint32((*uint32)(unsafe.Pointer(&hdr[0])), uint32(len(c.frame)))
+	p.seq = seq + 1
+	p.tail = p.claimEnd
+	p.claimFrames = 0
+	p.published()
+	return seq
+}
+
+// published stores published seq and position after a commit, wakes parked
+// subscribers if there are any, and stamps the heartbeat now and then.
+func (p *Publisher) published() {
+	storeRelease64(p.publishedSeqW, p.seq)
+	storeRelease64(p.publishedW, p.tail)
+	if atomic.LoadUint32(p.parkedW) != 0 {
+		p.wakeSubscribers()
+	}
+	p.commits++
+	if p.commits%heartbeatEveryCommits == 0 {
+		p.Heartbeat()
+	}
 }
 
 // CommitBatch publishes the outstanding batch (all of it: pass the claims
@@ -304,8 +378,12 @@ func (p *Publisher) CommitBatch(claims []Claim) uint64 {
 	}
 	first := p.seq
 	for i := range claims {
-		f := claims[i].frame
-		binary.LittleEndian.PutUint64(f[8:16], first+uint64(i))
+		c := &claims[i]
+		hdr := c.frame[4:schema.HeaderSize]
+		binary.LittleEndian.PutUint16(hdr[0:2], uint16(c.typ))
+		binary.LittleEndian.PutUint16(hdr[2:4], uint16(c.flags))
+		binary.LittleEndian.PutUint64(hdr[4:12], first+uint64(i))
+		binary.LittleEndian.PutUint64(hdr[12:20], uint64(c.publishNs))
 	}
 	p.seq += uint64(len(claims))
 	p.publishClaim(claims)
@@ -318,7 +396,6 @@ func (p *Publisher) CommitBatch(claims []Claim) uint64 {
 // read after it), then advance published and wake parked subscribers.
 func (p *Publisher) publishClaim(claims []Claim) {
 	lg := p.log
-	atomic.StoreUint64(lg.word(p.claimEnd), 0)
 	var firstLen uint32
 	for i := len(claims) - 1; i >= 0; i-- {
 		n := uint32(len(claims[i].frame))
@@ -342,15 +419,7 @@ func (p *Publisher) publishClaim(claims []Claim) {
 	}
 	p.tail = p.claimEnd
 	p.claimFrames, p.padLen = 0, 0
-	storeRelease64(p.publishedSeqW, p.seq)
-	storeRelease64(p.publishedW, p.tail)
-	if atomic.LoadUint32(p.parkedW) != 0 {
-		p.wakeSubscribers()
-	}
-	p.commits++
-	if p.commits%heartbeatEveryCommits == 0 {
-		atomic.StoreUint64(p.log.u64(ctlPubHeartbeat), uint64(shm.Nanotime()))
-	}
+	p.published()
 }
 
 func (p *Publisher) wakeSubscribers() {
@@ -404,7 +473,8 @@ func (p *Publisher) Offer(frame []byte) (uint64, error) {
 	if err != nil {
 		return 0, err
 	}
-	copy(c.frame[16:], frame[16:])
+	c.publishNs = int64(binary.LittleEndian.Uint64(frame[16:24]))
+	copy(c.frame[schema.HeaderSize:], frame[schema.HeaderSize:])
 	p.Commit(c)
 	return c.pos, nil
 }

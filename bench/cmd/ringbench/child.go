@@ -7,10 +7,13 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"runtime"
 	"strconv"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tapewire/tapewire/bench/internal/harness"
 	"github.com/tapewire/tapewire/shm"
@@ -128,6 +131,15 @@ func childMain(role string, args []string) int {
 	}
 	o := shm.Options{Base: args[0], Namespace: args[1]}
 	cpu := argInt(args, 2)
+	// A child forked from a pinned thread inherits that one CPU: widen the
+	// mask again so it can pin itself where it was told to.
+	runtime.LockOSThread() // the mask below is per thread: keep this one
+	defer runtime.UnlockOSThread()
+	var all unix.CPUSet
+	for i := 0; i < len(all)*64; i++ { // the kernel keeps the CPUs the cpuset allows
+		all.Set(i)
+	}
+	_ = unix.SchedSetaffinity(0, &all)
 	release := harness.Pin(cpu)
 	defer release()
 	if err := f(o, cpu, args[3:]); err != nil {

@@ -163,11 +163,12 @@ func (w *workloads) throughput() {
 			if err := c.result(&pr); err != nil {
 				return harness.Result{}, err
 			}
+			waits := sub.Log().Publisher().BackPressureWait
 			return harness.Result{
 				OpsPerSec: float64(timed) / el.Seconds(), BytesPerSec: float64(timed*size) / el.Seconds(),
 				AllocsPerOp: pr.AllocsPerOp + pollAllocs,
-				Notes: fmt.Sprintf("reliable %d KiB ring, batches of %d; publisher side %.1f M/s; allocs/op publish %.3f poll %.3f",
-					capacity>>10, publishBatch, float64(n)/pr.Seconds/1e6, pr.AllocsPerOp, pollAllocs),
+				Notes: fmt.Sprintf("reliable %d KiB ring, batches of %d; publisher side %.1f M/s, waited for room %d times; allocs/op publish %.3f poll %.3f",
+					capacity>>10, publishBatch, float64(n)/pr.Seconds/1e6, waits, pr.AllocsPerOp, pollAllocs),
 			}, nil
 		}
 		uds := func(repeat int) (harness.Result, error) {
