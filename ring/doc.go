@@ -21,7 +21,7 @@
 //	                         +32 u64 table off     8192
 //	                         +40 u64 data off      8192 + roundup(slots*128, 4096)
 //	4096     4096          control page, one hot word per line:
-//	                         +0    u64 tail          claim intent: end of the newest claim
+//	                         +0    u64 tail          write horizon: the publisher may have written bytes below tail+8
 //	                         +128  u64 published     end of the newest committed frame
 //	                         +136  u64 published seq frames committed so far (= next seq)
 //	                         +256  u64 durable       advanced by the appliance after its WAL commit
@@ -57,24 +57,36 @@
 // 8 bytes: only its first word (length and type, flags 1 = abandoned claim)
 // is meaningful. Sequence numbers of non-padding frames are gapless.
 //
-// # Commit protocol
+// # Write horizon and commit protocol
 //
 // The first 8 bytes of a frame are its commit word. A frame is committed when
 // its length becomes non-zero; readers load the word atomically and treat
-// length 0 as "not yet". The publisher:
+// length 0 as "not yet".
 //
-//  1. stores tail = end of the claim (its intent) before writing any byte of
-//     the claim (in a reliable topic with a full barrier, see Registration);
-//  2. writes type, flags (claim time), payload (the caller), seq;
-//  3. stores 0 into the commit word at the claim's end, so a reader that
-//     reaches the end sees "not yet" and not a stale frame of the previous lap;
-//  4. stores every other length of the claim (batch frames, a padding frame),
-//     then the commit word at the claim start last, with a full barrier;
-//  5. stores published seq and published, then reads the data-parked count
-//     and, only if it is non-zero, bumps the data futex and calls FUTEX_WAKE.
+// The tail word is the publisher's write horizon: it may have written any
+// byte below tail + 8 and writes nothing at or above that without raising
+// tail first. It raises the horizon a chunk at a time (min(4 KiB,
+// capacity/8) beyond the claim that needs it): it stores the new tail (in a
+// reliable topic with a full barrier, see Registration) and then zeroes the
+// data area up to the new horizon. So the data area is zero from the end of
+// the newest commit up to the horizon, and the commit word after the newest
+// frame reads zero until the next frame is committed there — never a stale
+// frame of the previous lap. (Zeroing a chunk at once also brings those
+// lines into the publisher's cache before it builds frames in them.)
+//
+// The caller builds the payload in place between Claim and Commit. Commit
+//
+//  1. writes the header: type, flags, seq, publish_ns (one burst on the
+//     frame's first line);
+//  2. stores every other length of the claim (the later frames of a batch,
+//     a padding frame), then the length at the claim start last, with a full
+//     barrier;
+//  3. stores published seq and published, then reads the data-parked count
+//     and, only if it is non-zero, bumps the data futex and calls
+//     FUTEX_WAKE.
 //
 // Invariant: the commit word at the published position is zero. A claim
-// needs its bytes plus the 8-byte word after it.
+// needs its bytes plus the 8-byte word after it below the horizon.
 //
 // # Reliable mode
 //
@@ -91,11 +103,13 @@
 //
 // Registration: a subscriber takes a free slot lock, writes its start
 // position, stores the state active, bumps the epoch (full barrier) and then
-// reads tail; the publisher stores tail (full barrier) and then re-reads the
-// epoch. One of the two sees the other: either the publisher counts the new
-// slot before writing, or the subscriber sees a tail too far ahead of its
-// start position and picks a newer one (or, resuming at a fixed position,
-// fails with ErrPositionTooOld).
+// reads tail; the publisher stores a new horizon in tail (full barrier) and
+// then re-reads the epoch. One of the two sees the other: either the
+// publisher counts the new slot before writing past the old horizon, or the
+// subscriber sees a horizon too far ahead of its start position and picks a
+// newer one (or, resuming at a fixed position, fails with
+// ErrPositionTooOld). Writes below an announced horizon need no check: the
+// subscriber's own check covered them.
 //
 // # Lossy mode and observers
 //
@@ -112,8 +126,9 @@
 // The publisher holds the writer lock (LockWriter) for its lifetime. A
 // subscriber that waits and finds the lock free while the record says live
 // takes the lock and repairs: it walks from published over frames already
-// committed (a batch whose published store never happened), pads the rest of
-// the claim up to tail with padding frames flagged abandoned, sets published
+// committed (a batch whose published store never happened), pads the rest up
+// to tail (the claim and the zeroed bytes after it) with padding frames
+// flagged abandoned, sets published
 // and published seq, marks the record dead, counts an abandoned claim and
 // wakes everybody. Subscribers then get ErrPublisherGone from Wait until a
 // new publisher attaches (OpenPublisher repairs the same way before it

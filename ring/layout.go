@@ -75,7 +75,7 @@ const (
 // Offsets of the hot words in the control page, each alone on its own
 // 128-byte line, and of the publisher's record.
 const (
-	ctlTail            = 0 * lineBytes // u64 claim position: end of the newest claim (publisher's intent)
+	ctlTail            = 0 * lineBytes // u64 write horizon: the publisher may have written bytes below tail+8
 	ctlPublished       = 1 * lineBytes // u64 end of the newest committed frame
 	ctlPublishedSeq    = 1*lineBytes + 8
 	ctlDurable         = 2 * lineBytes // u64
@@ -390,7 +390,8 @@ func (l *Log) bytesAt(pos uint64, n int) []byte {
 // Published returns the end position of the newest committed frame.
 func (l *Log) Published() uint64 { return atomic.LoadUint64(l.u64(ctlPublished)) }
 
-// Tail returns the claim position (end of the newest claim, committed or not).
+// Tail returns the write horizon: the publisher may have written any byte
+// below Tail()+8 (claims, committed or not, and zeroed space after them).
 func (l *Log) Tail() uint64 { return atomic.LoadUint64(l.u64(ctlTail)) }
 
 // PublishedFrames returns the number of frames committed so far (the next

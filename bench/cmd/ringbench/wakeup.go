@@ -74,6 +74,7 @@ func (w *workloads) wakeup() {
 				for pingLog.ParkedSubscribers() == 0 {
 					shm.Pause()
 				}
+				settle()
 			},
 			func(i int) error {
 				cl, err := ping.Claim(rttFrameBytes, schema.TypeHeartbeat, 0)
@@ -103,7 +104,7 @@ func (w *workloads) wakeup() {
 		if want := uint64(total) * uint64(total-1) / 2; sum != want {
 			return r, fmt.Errorf("echoed payload sum %d, want %d", sum, want)
 		}
-		r.Notes = "both sides park on the data futex at once (no spin, no yield); each round trip is two wake-ups"
+		r.Notes = "both sides park on the data futex at once (no spin, no yield); the pinger sends 30 µs after the ponger parked; each round trip is two wake-ups"
 		return r, c.result(&struct{}{})
 	}
 	floor := func(repeat int) (harness.Result, error) {
@@ -127,6 +128,7 @@ func (w *workloads) wakeup() {
 				for atomic.LoadUint32(parked) == 0 {
 					shm.Pause()
 				}
+				settle()
 			},
 			func(i int) error {
 				atomic.StoreUint32(word, 2*uint32(i)+1)
@@ -144,11 +146,23 @@ func (w *workloads) wakeup() {
 			c.kill()
 			return r, err
 		}
-		r.Notes = "raw FUTEX_WAIT/FUTEX_WAKE ping-pong between two processes on one shared word"
+		r.Notes = "raw FUTEX_WAIT/FUTEX_WAKE ping-pong between two processes on one shared word; sent 30 µs after the ponger said it sleeps"
 		return r, c.result(&struct{}{})
 	}
 	w.b.Interleave(name,
 		harness.Contender{System: harness.Ours, Run: tapewire},
 		harness.Contender{System: "floor-futex", Run: floor},
 	)
+}
+
+// settleNs is how long the pinger waits, untimed, after the ponger said it
+// is about to sleep, so that it really is asleep in FUTEX_WAIT (the flag is
+// set just before the system call) and each round measures two wake-ups.
+const settleNs = 30_000
+
+func settle() {
+	start := rdtsc()
+	for ticksToNs(rdtsc()-start) < settleNs {
+		shm.Pause()
+	}
 }
