@@ -60,7 +60,24 @@ type waiterEntry struct {
 
 type waiter struct{ ch chan error }
 
-var waiterPool = sync.Pool{New: func() any { return &waiter{ch: make(chan error, 1)} }}
+// getWaiter takes a waiter from the log's free list (a buffered channel: no
+// lock, no allocation once warm; sync.Pool would drop items under -race and
+// on every GC).
+func (l *Log) getWaiter() *waiter {
+	select {
+	case w := <-l.freeWaiters:
+		return w
+	default:
+		return &waiter{ch: make(chan error, 1)}
+	}
+}
+
+func (l *Log) putWaiter(w *waiter) {
+	select {
+	case l.freeWaiters <- w:
+	default:
+	}
+}
 
 // Log is an open write-ahead log. All methods are safe for concurrent use.
 type Log struct {
@@ -96,9 +113,10 @@ type Log struct {
 	nextID   uint64     // id the preparer creates next
 	recycle  []string   // paths of segments kept for reuse
 
-	waiters    []waiterEntry // ring, LSN order
-	waiterHead int
-	waiterLen  int
+	waiters     []waiterEntry // ring, LSN order
+	waiterHead  int
+	waiterLen   int
+	freeWaiters chan *waiter
 
 	directMode bool // every segment opened with O_DIRECT in effect
 	stats      Metrics
@@ -152,6 +170,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	l.filling = l.popFree()
 	l.inflight = make([]*group, 0, o.MaxInFlightFrames)
 	l.waiters = make([]waiterEntry, o.MaxWaiters)
+	l.freeWaiters = make(chan *waiter, min(o.MaxWaiters, 1024))
 	l.wg.Add(1 + o.MaxInFlightFrames)
 	go l.prepareLoop()
 	for range o.MaxInFlightFrames {
@@ -324,15 +343,15 @@ func (l *Log) Metrics() Metrics {
 // of the last one once it is durable. If ctx ends first, Append returns its
 // error and the records may or may not become durable.
 func (l *Log) Append(ctx context.Context, records []Record) (LSN, error) {
-	w := waiterPool.Get().(*waiter)
+	w := l.getWaiter()
 	last, err := l.enqueue(records, w)
 	if err != nil {
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		return 0, err
 	}
 	select {
 	case err := <-w.ch:
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		if err != nil {
 			return 0, err
 		}
@@ -356,32 +375,33 @@ func (l *Log) WaitDurable(ctx context.Context, lsn LSN) error {
 	if l.DurableLSN() >= lsn {
 		return nil
 	}
-	w := waiterPool.Get().(*waiter)
+	w := l.getWaiter()
 	l.mu.Lock()
 	if l.fatal != nil {
+		err := l.fatal
 		l.mu.Unlock()
-		waiterPool.Put(w)
-		return l.fatal
+		l.putWaiter(w)
+		return err
 	}
 	if lsn >= l.nextLSN {
 		l.mu.Unlock()
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		return fmt.Errorf("wal: WaitDurable(%d): LSN not yet assigned (next is %d)", lsn, l.nextLSN)
 	}
 	if LSN(l.durable.Load()) >= lsn {
 		l.mu.Unlock()
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		return nil
 	}
 	if err := l.addWaiterLocked(lsn, w); err != nil {
 		l.mu.Unlock()
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		return err
 	}
 	l.mu.Unlock()
 	select {
 	case err := <-w.ch:
-		waiterPool.Put(w)
+		l.putWaiter(w)
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
@@ -673,7 +693,7 @@ func (l *Log) prepareLoop() {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for {
-		for !l.stopped && l.fatal == nil && len(l.spares) >= l.opts.PreparedSegments {
+		for !l.stopped && l.fatal == nil && (len(l.spares) >= l.opts.PreparedSegments || (l.closing && l.closeSealed)) {
 			l.prepCond.Wait()
 		}
 		if l.stopped || l.fatal != nil {
@@ -857,6 +877,12 @@ func (l *Log) Close() error {
 	l.prepCond.Broadcast()
 	l.mu.Unlock()
 	l.wg.Wait()
+	if err == nil {
+		// A background preparation that was under way may have failed.
+		l.mu.Lock()
+		err = l.fatal
+		l.mu.Unlock()
+	}
 	l.closeFiles()
 	if cerr := l.lock.Close(); err == nil && cerr != nil {
 		err = fmt.Errorf("wal: unlock %s: %w", l.dir, cerr)
