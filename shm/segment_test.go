@@ -357,3 +357,21 @@ func init() {
 
 // faultSink keeps the compiler from dropping the faulting read.
 var faultSink byte
+
+// Populate, Lock and HugePages are mapping options: the segment must work
+// with each. MADV_HUGEPAGE is accepted by the kernel even where the tmpfs
+// cannot give huge pages (doc.go), so an error from it is a real failure.
+func TestMappingOptions(t *testing.T) {
+	o := testOptions(t)
+	o.Populate, o.Lock, o.HugePages = true, true, true
+	s := createTest(t, o, "opts")
+	s.Bytes()[HeaderPageBytes] = 1
+	r, err := Open(o, "opts", 7)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	if r.Bytes()[HeaderPageBytes] != 1 {
+		t.Fatal("populated, locked mapping does not share the write")
+	}
+}
