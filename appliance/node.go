@@ -137,6 +137,9 @@ func (n *Node) open() error {
 	if err := n.loadCatalog(); err != nil {
 		return err
 	}
+	// Everything the WAL holds is in the store now.
+	n.storage.appliedLSN.Store(uint64(w.DurableLSN()))
+	n.storage.lastAppended = w.DurableLSN()
 	if err := n.attachTopics(); err != nil {
 		return err
 	}

@@ -1,0 +1,63 @@
+package appliance
+
+import (
+	"testing"
+
+	"github.com/tapewire/tapewire/schema"
+)
+
+// TestCommitterDoesNotAllocate drives the storage pipeline by hand — the
+// committer's fill (ring → batch → WAL append) and completeDurable (durable
+// positions, gate release), then the applier's LSM batch — and checks that
+// a round of 64 frames allocates nothing.
+func TestCommitterDoesNotAllocate(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector allocates")
+	}
+	cfg := testConfig(t)
+	cfg.LastValue.Enabled = false
+	n, err := Open(cfg, Options{Log: &logBuffer{tb: t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer n.closeStores()
+	s := n.storage
+	s.parker = newParker(s)
+	p := openProducer(t, cfg, "trades")
+	frames := make([][]byte, 64)
+	for i := range frames {
+		frames[i], err = schema.AppendEvent(nil, schema.Header{}, testOrder(i))
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	round := func() {
+		for _, f := range frames {
+			if _, err := p.pub.Offer(f); err != nil {
+				t.Fatal(err)
+			}
+		}
+		for s.fill() {
+		}
+		for len(s.pending) > 0 {
+			s.completeDurable()
+		}
+		for len(s.applyCh) > 0 {
+			b := <-s.applyCh
+			if err := s.applyBatchRecords(b); err != nil {
+				t.Fatal(err)
+			}
+			b.reset()
+			s.free <- b
+		}
+	}
+	for range 20 { // warm up: buffers grow to their working size
+		round()
+	}
+	if allocs := testing.AllocsPerRun(50, round); allocs > 0 {
+		t.Fatalf("a round of %d frames allocates %.1f times", len(frames), allocs)
+	}
+	if got := s.topics[0].frames.Load() + s.topics[1].frames.Load() + s.topics[2].frames.Load() + s.topics[3].frames.Load(); got < 64*70 {
+		t.Fatalf("%d frames persisted", got)
+	}
+}
