@@ -91,6 +91,9 @@ type DB struct {
 	manifestOff  int64
 
 	deleter deleter
+	// spareArena holds at most one buffer of a dead memtable, so a rotation
+	// reuses it instead of allocating (and zeroing) MemTableSizeBytes.
+	spareArena chan []byte
 
 	tableStats sstable.Stats
 	metrics    dbMetrics
@@ -116,6 +119,10 @@ func (rs *readState) Close() error {
 
 func (rs *readState) unref() {
 	if rs.refs.Add(-1) == 0 {
+		rs.mem.unref()
+		for _, m := range rs.imm {
+			m.unref()
+		}
 		rs.version.Unref()
 	}
 }
@@ -140,6 +147,10 @@ func (d *DB) acquireReadState() *readState {
 func (d *DB) updateReadStateLocked() {
 	rs := &readState{mem: d.mem, imm: append([]*memTable(nil), d.imm...), version: d.current}
 	rs.refs.Store(1)
+	d.mem.ref()
+	for _, m := range d.imm {
+		m.ref()
+	}
 	d.current.Ref()
 	if old := d.readState.Swap(rs); old != nil {
 		old.unref()
@@ -162,7 +173,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{opts: o, fs: o.FS, dir: dir}
+	d := &DB{opts: o, fs: o.FS, dir: dir, spareArena: make(chan []byte, 1)}
 	d.pubCond.L = &d.pubMu
 	d.bgCond.L = &d.mu
 	if err := d.fs.MkdirAll(dir); err != nil {
@@ -329,7 +340,7 @@ func (d *DB) recover() error {
 			return fmt.Errorf("lsm: remove old manifest: %w", err)
 		}
 	}
-	mem, err := newMemTable(d.opts.MemTableSizeBytes)
+	mem, err := d.newMemTable()
 	if err != nil {
 		return err
 	}
@@ -641,4 +652,26 @@ func levelOverlapsBelow(v *manifest.Version, level int, ukey []byte) bool {
 
 func (d *DB) compactOptions() compact.Options {
 	return compact.Options{L0Trigger: d.opts.L0CompactionTrigger, BaseLevelBytes: d.opts.BaseLevelBytes, LevelMultiplier: d.opts.LevelMultiplier}
+}
+
+// newMemTable makes a memtable over a recycled arena buffer if one is
+// spare, else a new one.
+func (d *DB) newMemTable() (*memTable, error) {
+	var buf []byte
+	select {
+	case buf = <-d.spareArena:
+		d.metrics.arenasRecycled.Add(1)
+	default:
+		buf = make([]byte, d.opts.MemTableSizeBytes)
+	}
+	return newMemTable(buf, d.recycleArena)
+}
+
+// recycleArena keeps one dead memtable's buffer for the next rotation and
+// lets the garbage collector have any other.
+func (d *DB) recycleArena(buf []byte) {
+	select {
+	case d.spareArena <- buf:
+	default:
+	}
 }

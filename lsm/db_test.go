@@ -179,3 +179,42 @@ func TestGetValueOutlivesCompaction(t *testing.T) {
 		t.Fatalf("k01000 = %q", got)
 	}
 }
+
+// TestMemtableArenaRecycledOnlyWhenUnreferenced: rotations reuse dead
+// memtables' buffers, but never one a Get value still points into.
+func TestMemtableArenaRecycledOnlyWhenUnreferenced(t *testing.T) {
+	o := crashOptions(vfs.NewCrashFS(6), ExternalLog)
+	d := mustOpen(t, "/db", o)
+	defer d.Close()
+	var b Batch
+	lsn := uint64(0)
+	put := func(k, v string) {
+		b.Reset()
+		b.Set([]byte(k), []byte(v))
+		lsn++
+		if err := d.ApplyAt(&b, lsn); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("held", "value-in-the-first-memtable")
+	v, closer, err := d.Get([]byte("held"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 20000; i++ {
+		put(fmt.Sprintf("k%06d", i), "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx")
+	}
+	waitIdle(t, d)
+	if string(v) != "value-in-the-first-memtable" {
+		t.Fatalf("a memtable value changed under its open closer: %q", v)
+	}
+	closer.Close()
+	if m := d.Metrics(); m.ArenasRecycled == 0 {
+		t.Fatalf("no memtable arena was recycled over %d flushes", m.Flushes)
+	}
+	for i := 0; i < 20000; i += 101 {
+		if got, ok := get(t, d, fmt.Sprintf("k%06d", i)); !ok || got != "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx" {
+			t.Fatalf("k%06d = %q %v", i, got, ok)
+		}
+	}
+}

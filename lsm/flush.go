@@ -74,6 +74,9 @@ func (d *DB) flushOldestLocked() error {
 	if err := d.logAndApply(edit); err != nil {
 		return err
 	}
+	// The new read state no longer holds m; drop the database's reference
+	// (readers still holding older read states keep it alive).
+	m.unref()
 	d.metrics.flushes.Add(1)
 	d.metrics.flushBytes.Add(bytes)
 	d.metrics.flushNanos.Add(int64(time.Since(start)))

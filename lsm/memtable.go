@@ -24,10 +24,19 @@ type memTable struct {
 	// writers counts batches that reserved space and have not finished
 	// applying.
 	writers atomic.Int32
+
+	// refs counts the read states holding the memtable plus one for the
+	// database while it is mutable or queued for flushing. At zero nothing
+	// can reach the arena any more and its buffer is recycled.
+	refs    atomic.Int32
+	buf     []byte
+	recycle func([]byte)
 }
 
-func newMemTable(sizeBytes int) (*memTable, error) {
-	arena, err := arenaskl.NewArena(make([]byte, sizeBytes))
+// newMemTable builds a memtable over buf (possibly recycled, see
+// memTable.refs); recycle receives buf back when the memtable dies.
+func newMemTable(buf []byte, recycle func([]byte)) (*memTable, error) {
+	arena, err := arenaskl.NewArena(buf)
 	if err != nil {
 		return nil, err
 	}
@@ -35,7 +44,22 @@ func newMemTable(sizeBytes int) (*memTable, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &memTable{skl: skl, arena: arena, reserved: arena.Size()}, nil
+	m := &memTable{skl: skl, arena: arena, reserved: arena.Size(), buf: buf, recycle: recycle}
+	m.refs.Store(1)
+	return m, nil
+}
+
+func (m *memTable) ref() { m.refs.Add(1) }
+
+func (m *memTable) unref() {
+	switch n := m.refs.Add(-1); {
+	case n == 0:
+		if m.recycle != nil {
+			m.recycle(m.buf)
+		}
+	case n < 0:
+		panic("lsm: memtable reference count below zero")
+	}
 }
 
 // tryReserve claims room for a batch needing n bytes. Called under commitMu.

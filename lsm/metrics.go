@@ -23,6 +23,7 @@ type dbMetrics struct {
 	stalls             atomic.Uint64
 	stallNanos         atomic.Int64
 	filesDeleted       atomic.Uint64
+	arenasRecycled     atomic.Uint64
 }
 
 // LevelMetrics describe one level.
@@ -40,6 +41,8 @@ type Metrics struct {
 
 	MemTableBytes      uint64 // arena bytes used by the mutable memtable
 	ImmutableMemTables int
+	// ArenasRecycled counts rotations that reused a dead memtable's buffer.
+	ArenasRecycled uint64
 
 	Flushes            uint64
 	FlushBytes         uint64
@@ -105,6 +108,7 @@ func (d *DB) Metrics() Metrics {
 	m.Stalls = c.stalls.Load()
 	m.StallDuration = time.Duration(c.stallNanos.Load())
 	m.ObsoleteFilesDeleted = c.filesDeleted.Load()
+	m.ArenasRecycled = c.arenasRecycled.Load()
 	m.BloomUseful = d.tableStats.BloomUseful.Load()
 	m.BloomFalsePositives = d.tableStats.BloomFalsePositive.Load()
 	m.ChecksumFailures = d.tableStats.ChecksumFailures.Load()

@@ -237,7 +237,7 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 // rotateLocked moves the mutable memtable to the immutable queue and starts
 // a new one. commitMu and mu held.
 func (d *DB) rotateLocked() error {
-	mem, err := newMemTable(d.opts.MemTableSizeBytes)
+	mem, err := d.newMemTable()
 	if err != nil {
 		return err
 	}

@@ -22,8 +22,9 @@ type Arena struct {
 	buf  []byte
 }
 
-// NewArena returns an arena over buf. The first bytes are reserved so that
-// offset 0 can mean nil.
+// NewArena returns an arena over buf (which may hold old data: nothing is
+// read before it is written). The first bytes are reserved so that offset 0
+// can mean nil.
 func NewArena(buf []byte) (*Arena, error) {
 	if uint64(len(buf)) > MaxArenaSize {
 		return nil, fmt.Errorf("arenaskl: arena of %d bytes exceeds the %d-byte limit of uint32 offsets", len(buf), uint64(MaxArenaSize))

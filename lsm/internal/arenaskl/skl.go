@@ -45,12 +45,16 @@ type Skiplist struct {
 
 var nextListID atomic.Uint64
 
-// New builds an empty skiplist in arena.
+// New builds an empty skiplist in arena. The arena's buffer need not be
+// zeroed: a buffer recycled from a discarded skiplist is fine.
 func New(arena *Arena) (*Skiplist, error) {
 	head, err := arena.alloc(headerSize + MaxHeight*linkSize)
 	if err != nil {
 		return nil, err
 	}
+	// The arena may be recycled: clear the head's header and tower (every
+	// other node is written whole before it is linked).
+	clear(arena.buf[head : head+headerSize+MaxHeight*linkSize])
 	*arena.u32(head + offHeight) = MaxHeight
 	s := &Skiplist{arena: arena, head: head, id: nextListID.Add(1)}
 	s.height.Store(1)
@@ -101,7 +105,7 @@ func randomHeight() int {
 // value is ready to use.
 type Inserter struct {
 	list       uint64 // Skiplist.id of the splice; 0: none
-	height     int // levels of prev and next that hold a splice
+	height     int    // levels of prev and next that hold a splice
 	prev, next [MaxHeight]uint32
 }
 
