@@ -94,6 +94,9 @@ type DB struct {
 	// spareArena holds at most one buffer of a dead memtable, so a rotation
 	// reuses it instead of allocating (and zeroing) MemTableSizeBytes.
 	spareArena chan []byte
+	// preparing is set while a goroutine allocates the next arena ahead of
+	// the rotation that will need it.
+	preparing atomic.Bool
 
 	tableStats sstable.Stats
 	metrics    dbMetrics
@@ -660,11 +663,20 @@ func (d *DB) newMemTable() (*memTable, error) {
 	var buf []byte
 	select {
 	case buf = <-d.spareArena:
-		d.metrics.arenasRecycled.Add(1)
 	default:
 		buf = make([]byte, d.opts.MemTableSizeBytes)
 	}
 	return newMemTable(buf, d.recycleArena)
+}
+
+// prepareArena allocates the next memtable's buffer off the commit path
+// (allocating and zeroing MemTableSizeBytes can take tens of milliseconds).
+func (d *DB) prepareArena() {
+	select {
+	case d.spareArena <- make([]byte, d.opts.MemTableSizeBytes):
+	default:
+	}
+	d.preparing.Store(false)
 }
 
 // recycleArena keeps one dead memtable's buffer for the next rotation and
@@ -672,6 +684,7 @@ func (d *DB) newMemTable() (*memTable, error) {
 func (d *DB) recycleArena(buf []byte) {
 	select {
 	case d.spareArena <- buf:
+		d.metrics.arenasRecycled.Add(1)
 	default:
 	}
 }

@@ -41,7 +41,7 @@ type Metrics struct {
 
 	MemTableBytes      uint64 // arena bytes used by the mutable memtable
 	ImmutableMemTables int
-	// ArenasRecycled counts rotations that reused a dead memtable's buffer.
+	// ArenasRecycled counts dead memtables whose buffer was kept for reuse.
 	ArenasRecycled uint64
 
 	Flushes            uint64

@@ -202,8 +202,13 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 	}
 	for {
 		// d.mem changes only under commitMu (held), so reading it is safe.
-		if d.mem.tryReserve(n) {
-			return d.mem, nil
+		if m := d.mem; m.tryReserve(n) {
+			// Half full and no buffer ready for the next one: prepare it
+			// in the background so the rotation does not wait for it.
+			if m.reserved > m.arena.Capacity()/2 && len(d.spareArena) == 0 && d.preparing.CompareAndSwap(false, true) {
+				go d.prepareArena()
+			}
+			return m, nil
 		}
 		d.mu.Lock()
 		var stallStart time.Time
