@@ -119,3 +119,12 @@ func decodeRecord(typ uint16, lsn wal.LSN, p []byte) (decodedRecord, error) {
 	}
 	return d, nil
 }
+
+// FrameRecord returns the WAL record the storage tenant writes for a frame
+// of the topic with catalog id topicID, for tools and benchmarks that build
+// a log to replay (the payload is a new slice).
+func FrameRecord(topicID uint32, frame []byte) wal.Record {
+	p := make([]byte, recordPrefixBytes+len(frame))
+	putFrameRecord(p, topicID, frame)
+	return wal.Record{Type: recFrame, Payload: p}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"sort"
 	"time"
 
@@ -256,4 +257,20 @@ func (n *Node) cpuPlan() cpuPlan {
 		p.Note = "storage.cpu = -1: the committer is not pinned (set it to a CPU reserved for the hot path)"
 	}
 	return p
+}
+
+// RecommendedGOMAXPROCS is the GOMAXPROCS an appliance process should run
+// with: the CPUs it may use plus two. The committer spins on one P and
+// blocks in futex_waitv and WAL writes on it; the WAL's flushers block in
+// O_DSYNC writes. With only one P per CPU, a goroutine the committer hands
+// work to (a flusher, the applier) can wait for the Go scheduler to take a P
+// back from a thread blocked in a system call (milliseconds when the
+// runtime's monitor sleeps). Extra Ps cost nothing while their threads
+// sleep. `appliance run` and `appliance demo` apply it.
+func RecommendedGOMAXPROCS() int {
+	n := runtime.NumCPU()
+	if cpus, err := tune.AllowedCPUs(); err == nil && len(cpus) > 0 {
+		n = len(cpus)
+	}
+	return max(runtime.GOMAXPROCS(0), n+2)
 }

@@ -6,6 +6,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strings"
 	"syscall"
 
@@ -104,6 +105,7 @@ everything acknowledged is in the WAL.`,
 // gracefully; a second signal exits the process at once. ready, if set,
 // runs once the node serves.
 func serve(stderr io.Writer, cfg appliance.Config, ready func(*appliance.Node) error) error {
+	runtime.GOMAXPROCS(appliance.RecommendedGOMAXPROCS())
 	n, err := appliance.Open(cfg, appliance.Options{Log: stderr})
 	if err != nil {
 		return err

@@ -1,0 +1,99 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/tapewire/tapewire/appliance"
+	"github.com/tapewire/tapewire/bench/internal/harness"
+)
+
+// The appliance runs in its own process, as deployed: producers and the
+// node do not share a Go scheduler. runNodeChild is that process.
+func runNodeChild(configPath string) error {
+	cfg, err := appliance.LoadConfig(configPath)
+	if err != nil {
+		return err
+	}
+	runtime.GOMAXPROCS(appliance.RecommendedGOMAXPROCS())
+	n, err := appliance.Open(cfg, appliance.Options{Log: os.Stderr})
+	if err != nil {
+		return err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return err
+	}
+	fmt.Println("ready")
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	return n.Run(ctx)
+}
+
+// nodeProcess is a running appliance child.
+type nodeProcess struct {
+	cfg    appliance.Config
+	stop   func() error
+	stderr *strings.Builder
+}
+
+// startNodeProcess starts an appliance child on a fresh configuration.
+func (e *env) startNodeProcess() (*nodeProcess, error) {
+	cfg, err := e.config()
+	if err != nil {
+		return nil, err
+	}
+	path := filepath.Join(filepath.Dir(cfg.Node.DataDir), "tapewire.toml")
+	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
+		return nil, err
+	}
+	cmd := harness.Child("node", "-node-config", path)
+	cmd.Stdout = nil
+	out, err := cmd.StdoutPipe()
+	if err != nil {
+		return nil, err
+	}
+	var stderr strings.Builder
+	cmd.Stderr = &stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	if err := cmd.Start(); err != nil {
+		return nil, err
+	}
+	ready := make(chan error, 1)
+	go func() {
+		line, err := bufio.NewReader(out).ReadString('\n')
+		if err == nil && strings.TrimSpace(line) != "ready" {
+			err = fmt.Errorf("node child said %q", line)
+		}
+		ready <- err
+		_, _ = io.Copy(io.Discard, out)
+	}()
+	select {
+	case err := <-ready:
+		if err != nil {
+			cmd.Process.Kill()
+			cmd.Wait()
+			return nil, fmt.Errorf("node child: %v: %s", err, stderr.String())
+		}
+	case <-time.After(60 * time.Second):
+		cmd.Process.Kill()
+		cmd.Wait()
+		return nil, fmt.Errorf("node child not ready within 60 s: %s", stderr.String())
+	}
+	return &nodeProcess{cfg: cfg, stderr: &stderr, stop: func() error {
+		_ = cmd.Process.Signal(syscall.SIGTERM)
+		if err := cmd.Wait(); err != nil {
+			return fmt.Errorf("node child: %v: %s", err, stderr.String())
+		}
+		return nil
+	}}, nil
+}

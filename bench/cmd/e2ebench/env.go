@@ -1,0 +1,324 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tapewire/tapewire/appliance"
+	"github.com/tapewire/tapewire/bench/internal/harness"
+	"github.com/tapewire/tapewire/ring"
+	"github.com/tapewire/tapewire/schema"
+	"github.com/tapewire/tapewire/shm"
+	"github.com/tapewire/tapewire/vfs"
+	"github.com/tapewire/tapewire/wal"
+)
+
+// env holds what the workloads share: the disk directory and the shm base
+// of this run.
+type env struct {
+	root  string
+	quick bool
+	runs  int
+}
+
+var spinIterations = flag.Int("spin", -1, "storage.spin_iterations of the node (-1: the default); a large value makes the committer busy-spin as on a reserved core")
+
+var shmBase = fmt.Sprintf("/dev/shm/tapewire-e2ebench-%d", os.Getpid())
+
+func (e *env) cleanupShm() { os.RemoveAll(shmBase) }
+
+// config returns a node configuration on a fresh data directory and a fresh
+// shm namespace: the durable topic "load" and two non-durable topics for
+// the round trip.
+func (e *env) config() (appliance.Config, error) {
+	e.runs++
+	dir, err := freshDir(e.root, "node")
+	if err != nil {
+		return appliance.Config{}, err
+	}
+	cfg := appliance.DefaultConfig()
+	cfg.Node.DataDir = filepath.Join(dir, "data")
+	cfg.Shm.Base = shmBase
+	cfg.Shm.Namespace = fmt.Sprintf("run%d", e.runs)
+	cfg.Admin.Listen = ""
+	cfg.LastValue.Enabled = false
+	cfg.Checkpoint.IntervalMs = 0
+	if *spinIterations >= 0 {
+		cfg.Storage.SpinIterations = *spinIterations
+	}
+	cfg.Topics = []appliance.TopicConfig{
+		{Name: "load", Kind: appliance.KindLog, CapacityBytes: 64 << 20, MaxFrameBytes: 64 << 10, Mode: appliance.ModeReliable, Durable: true, Subscribers: 16},
+		{Name: "ping", Kind: appliance.KindLog, CapacityBytes: 1 << 20, MaxFrameBytes: 4096, Mode: appliance.ModeReliable, Subscribers: 4},
+		{Name: "pong", Kind: appliance.KindLog, CapacityBytes: 1 << 20, MaxFrameBytes: 4096, Mode: appliance.ModeReliable, Subscribers: 4},
+	}
+	return cfg, cfg.Validate()
+}
+
+func (e *env) startNode() (*appliance.Node, appliance.Config, error) {
+	cfg, err := e.config()
+	if err != nil {
+		return nil, cfg, err
+	}
+	n, err := appliance.Open(cfg, appliance.Options{Log: io.Discard})
+	if err != nil {
+		return nil, cfg, err
+	}
+	if err := n.Start(); err != nil {
+		n.Close()
+		return nil, cfg, err
+	}
+	return n, cfg, nil
+}
+
+func shmOf(cfg appliance.Config) shm.Options {
+	return shm.Options{Base: cfg.Shm.Base, Namespace: cfg.Shm.Namespace}
+}
+
+// publishDurable publishes mixed 150-byte events at rate (open loop) for d
+// and measures each from its intended publish time until the ring's
+// durable position passes it.
+func (e *env) publishDurable(rate float64, d time.Duration) (harness.Result, error) {
+	np, err := e.startNodeProcess()
+	if err != nil {
+		return harness.Result{}, err
+	}
+	defer np.stop()
+	cfg := np.cfg
+	pub, err := ring.OpenPublisher(shmOf(cfg), "load", ring.PublisherOptions{BackPressureTimeout: 10 * time.Second})
+	if err != nil {
+		return harness.Result{}, err
+	}
+	defer pub.Close()
+	frames, err := appliance.LoadGenFrames(1, 150, 1024)
+	if err != nil {
+		return harness.Result{}, err
+	}
+	total := int(rate*d.Seconds()) + 1
+	type pending struct {
+		end      uint64
+		intended int64
+	}
+	// One goroutine publishes on schedule and, between publications, polls
+	// the durable position (one load) to time the events it passed: like
+	// a producer process that waits for durability, it is the only spinner
+	// besides the committer.
+	queue := make([]pending, total)
+	h := harness.NewHistogram()
+	lg := pub.Log()
+	interval := float64(time.Second) / rate
+	start := shm.Nanotime()
+	before := harness.Mallocs()
+	published, done := 0, 0
+	deadline := start + int64(d) + int64(30*time.Second)
+	for done < total {
+		now := shm.Nanotime()
+		if now > deadline {
+			return harness.Result{}, fmt.Errorf("%d of %d events not durable 30 s after the run", total-done, total)
+		}
+		if published < total {
+			intended := start + int64(float64(published)*interval)
+			if now >= intended {
+				if _, err := pub.Offer(frames[published%len(frames)]); err != nil {
+					return harness.Result{}, err
+				}
+				queue[published] = pending{end: pub.Position(), intended: intended}
+				published++
+				continue
+			}
+		}
+		if done < published {
+			if durable := lg.Durable(); durable >= queue[done].end {
+				now = shm.Nanotime()
+				for done < published && queue[done].end <= durable {
+					h.Record(now - queue[done].intended)
+					done++
+				}
+				continue
+			}
+			// Wait for durability (the ring's spin-then-park wait) until
+			// the next event is due, like a producer that waits for it.
+			wait := time.Second
+			if published < total {
+				wait = time.Duration(start + int64(float64(published)*interval) - now)
+			}
+			if wait > 0 {
+				_ = lg.WaitDurable(queue[done].end, wait)
+			}
+			continue
+		}
+		if left := start + int64(float64(published)*interval) - now; left > int64(2*time.Millisecond) {
+			time.Sleep(time.Duration(left) - time.Millisecond)
+		} else {
+			shm.Pause()
+		}
+	}
+	elapsed := time.Duration(shm.Nanotime() - start)
+	r := harness.Result{OpsPerSec: float64(total) / elapsed.Seconds(), AllocsPerOp: harness.AllocsPerOp(before, int64(total))}
+	h.Fill(&r)
+	r.Notes = fmt.Sprintf("offered %.0f events/s open loop, 150-byte mixed events, latency from intended publish to durable position", rate)
+	return r, nil
+}
+
+// ingest publishes as fast as the reliable ring takes events for d (after a
+// warm-up) and counts the events made durable and applied.
+func (e *env) ingest(d time.Duration) (harness.Result, error) {
+	n, cfg, err := e.startNode()
+	if err != nil {
+		return harness.Result{}, err
+	}
+	defer n.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	var wg sync.WaitGroup
+	var genErr error
+	var st appliance.LoadGenStats
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		st, genErr = appliance.RunLoadGen(ctx, appliance.LoadGenConfig{Shm: shmOf(cfg), Topic: "load", SizeBytes: 150, Seed: 3})
+	}()
+	persisted := func() (uint64, uint64) {
+		for _, t := range n.Status().Topics {
+			if t.Name == "load" {
+				return t.Persisted, t.PublishedPosition
+			}
+		}
+		return 0, 0
+	}
+	time.Sleep(d / 4)
+	f0, _ := persisted()
+	t0 := time.Now()
+	time.Sleep(d)
+	f1, _ := persisted()
+	elapsed := time.Since(t0)
+	wm := n.Status().WAL.Metrics
+	cancel()
+	wg.Wait()
+	if genErr != nil {
+		return harness.Result{}, genErr
+	}
+	frames := float64(f1 - f0)
+	r := harness.Result{OpsPerSec: frames / elapsed.Seconds()}
+	r.BytesPerSec = r.OpsPerSec * avgFrameBytes()
+	r.Notes = fmt.Sprintf("100-200 B mixed events (avg %.0f B), one producer, 2 vCPUs shared by producer, committer, applier and WAL; %.1f records per WAL frame; %d published in all",
+		avgFrameBytes(), float64(wm.Records)/float64(max(wm.Frames, 1)), st.Published)
+	return r, nil
+}
+
+func avgFrameBytes() float64 {
+	frames, _ := appliance.LoadGenFrames(3, 150, 1024)
+	total := 0
+	for _, f := range frames {
+		total += len(f)
+	}
+	return float64(total) / float64(len(frames))
+}
+
+// floorFile creates a preallocated, zero-written 64 MiB file opened
+// O_DIRECT|O_DSYNC, as WAL segments are.
+func (e *env) floorFile() (vfs.File, func(), error) {
+	dir, err := freshDir(e.root, "floor")
+	if err != nil {
+		return nil, nil, err
+	}
+	path := filepath.Join(dir, "floor")
+	f, err := vfs.Default.Open(path, vfs.FlagWrite|vfs.FlagCreate|vfs.FlagDirect)
+	if err != nil {
+		return nil, nil, err
+	}
+	zero := vfs.AlignedBuffer(1 << 20)
+	for off := int64(0); off < floorFileBytes; off += int64(len(zero)) {
+		if _, err := f.WriteAt(zero, off); err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	f.Close()
+	f, err = vfs.Default.Open(path, vfs.FlagWrite|vfs.FlagDirect|vfs.FlagDSync)
+	if err != nil {
+		return nil, nil, err
+	}
+	if !f.Direct() {
+		f.Close()
+		return nil, nil, fmt.Errorf("O_DIRECT refused on %s", dir)
+	}
+	return f, func() { f.Close(); os.RemoveAll(dir) }, nil
+}
+
+const floorFileBytes = 64 << 20
+
+// floorOpenLoop issues 4 KiB O_DIRECT|O_DSYNC writes at rate: the device's
+// own cost of one commit at the same offered load.
+func (e *env) floorOpenLoop(rate float64, d time.Duration) (harness.Result, error) {
+	f, done, err := e.floorFile()
+	if err != nil {
+		return harness.Result{}, err
+	}
+	defer done()
+	buf := vfs.AlignedBuffer(vfs.BlockSize)
+	buf[0] = 1
+	var off int64
+	r, err := harness.OpenLoop(rate, d, func() error {
+		_, err := f.WriteAt(buf, off)
+		off = (off + vfs.BlockSize) % floorFileBytes
+		return err
+	})
+	r.Notes = fmt.Sprintf("offered %.0f writes/s open loop, one 4 KiB O_DIRECT|O_DSYNC pwrite each", rate)
+	return r, err
+}
+
+// floorSequential writes 1 MiB O_DIRECT|O_DSYNC blocks back to back, four
+// in flight (as the WAL pipelines), and reports the events per second that
+// bandwidth could hold at the WAL footprint of a 150-byte event.
+func (e *env) floorSequential(d time.Duration) (harness.Result, error) {
+	f, done, err := e.floorFile()
+	if err != nil {
+		return harness.Result{}, err
+	}
+	defer done()
+	const size, inflight = 1 << 20, 4
+	var next atomic.Int64
+	var stop atomic.Bool
+	var wg sync.WaitGroup
+	var written atomic.Int64
+	errs := make([]error, inflight)
+	start := time.Now()
+	for w := range inflight {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			buf := vfs.AlignedBuffer(size)
+			buf[0] = 1
+			for !stop.Load() {
+				off := (next.Add(1) % (floorFileBytes / size)) * size
+				if _, err := f.WriteAt(buf, off); err != nil {
+					errs[w] = err
+					return
+				}
+				written.Add(size)
+			}
+		}()
+	}
+	time.Sleep(d)
+	stop.Store(true)
+	wg.Wait()
+	for _, err := range errs {
+		if err != nil {
+			return harness.Result{}, err
+		}
+	}
+	bps := float64(written.Load()) / time.Since(start).Seconds()
+	perEvent := float64(wal.RecordHeaderSize + schema.AlignedSize(8+int(avgFrameBytes())))
+	return harness.Result{OpsPerSec: bps / perEvent, BytesPerSec: bps / perEvent * avgFrameBytes(),
+		Notes: fmt.Sprintf("1 MiB O_DIRECT|O_DSYNC writes, 4 in flight: %.0f MB/s, at %.0f WAL bytes per event", bps/1e6, perEvent)}, nil
+}
