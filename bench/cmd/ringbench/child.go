@@ -38,7 +38,8 @@ const (
 	ctlWord   = shm.HeaderPageBytes       // floors: the ping-pong word
 	ctlParked = shm.HeaderPageBytes + 128 // floors: "I am about to sleep"
 	ctlStop   = shm.HeaderPageBytes + 256 // parent → children: stop
-	ctlBytes  = 2 * shm.HeaderPageBytes
+	ctlWalk   = 2 * shm.HeaderPageBytes   // ring-walk floor: ping region, then pong region
+	ctlBytes  = ctlWalk + 2*walkLines*64
 )
 
 func createControl(o shm.Options) (*shm.Segment, error) {

@@ -3,7 +3,8 @@
 //
 //  1. rtt-64B: ping-pong over two topics between two processes pinned to two
 //     CPUs, against the raw cache-line ping-pong floor (two processes on one
-//     shared word), a Unix-domain-socket ping-pong and Go channels
+//     shared word), the same floor walking a fresh cache line per message as
+//     a ring does, a Unix-domain-socket ping-pong and Go channels
 //     (in-process).
 //  2. throughput-64B, throughput-1KiB: one publisher process (batches of 64
 //     frames) and one subscriber process, against a batched Unix-domain

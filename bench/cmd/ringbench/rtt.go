@@ -103,6 +103,27 @@ func init() {
 		report(struct{}{})
 		return nil
 	}
+	// floorwalk-pong: rounds: like floor-pong, but message i lives on its own
+	// cache line, i mod walkLines, of a ping region and a pong region: the
+	// access pattern of a ring, with nothing else.
+	childRoles["floorwalk-pong"] = func(o shm.Options, cpu int, args []string) error {
+		rounds := argInt(args, 0)
+		ctl, err := openControl(o)
+		if err != nil {
+			return err
+		}
+		defer ctl.Close()
+		ready()
+		for i := 0; i < rounds; i++ {
+			ping, pong := walkWords(ctl, i)
+			for atomic.LoadUint64(ping) != uint64(i)+1 {
+				shm.Pause()
+			}
+			atomic.StoreUint64(pong, uint64(i)+1)
+		}
+		report(struct{}{})
+		return nil
+	}
 	// uds-pong: rounds: echo 64-byte messages on fd 3.
 	childRoles["uds-pong"] = func(o shm.Options, cpu int, args []string) error {
 		rounds := argInt(args, 0)
@@ -119,6 +140,17 @@ func init() {
 		report(struct{}{})
 		return nil
 	}
+}
+
+// walkLines is the number of cache lines each direction of the ring-walk
+// floor cycles through (32 KiB per direction).
+const walkLines = 512
+
+// walkWords returns the ping and pong words of round i of the ring-walk
+// floor.
+func walkWords(ctl *shm.Segment, i int) (ping, pong *uint64) {
+	line := (i % walkLines) * 64
+	return ctl.Uint64At(ctlWalk + line), ctl.Uint64At(ctlWalk + walkLines*64 + line)
 }
 
 func readFull(fd int, b []byte) error {
@@ -264,6 +296,36 @@ func (w *workloads) rtt() {
 		r.Notes = "two processes spinning on one shared 8-byte word (atomic store, PAUSE loop)"
 		return r, c.result(&struct{}{})
 	}
+	floorWalk := func(repeat int) (harness.Result, error) {
+		o, cleanup, err := newBase()
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer cleanup()
+		ctl, err := createControl(o)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		defer ctl.Close()
+		c, err := startChild(nil, "floorwalk-pong", childArgs(o, w.cpuB, total)...)
+		if err != nil {
+			return harness.Result{}, err
+		}
+		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+			ping, pong := walkWords(ctl, i)
+			atomic.StoreUint64(ping, uint64(i)+1)
+			for atomic.LoadUint64(pong) != uint64(i)+1 {
+				shm.Pause()
+			}
+			return nil
+		})
+		if err != nil {
+			c.kill()
+			return r, err
+		}
+		r.Notes = "like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a ring's access pattern with no ring code"
+		return r, c.result(&struct{}{})
+	}
 	uds := func(repeat int) (harness.Result, error) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		if err != nil {
@@ -320,6 +382,7 @@ func (w *workloads) rtt() {
 	w.b.Interleave(name,
 		harness.Contender{System: harness.Ours, Run: tapewire},
 		harness.Contender{System: "floor-cacheline", Run: floor},
+		harness.Contender{System: "floor-cacheline-ringwalk", Run: floorWalk},
 		harness.Contender{System: "unix-socket", Run: uds},
 		harness.Contender{System: "go-channel", Run: channels},
 	)
