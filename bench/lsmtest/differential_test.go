@@ -89,7 +89,7 @@ func (h *harness) open() {
 	if err != nil {
 		h.fatalf("open ours: %v", err)
 	}
-	h.theirs, err = pebble.Open("db", &pebble.Options{FS: h.pfs, MemTableSize: 64 << 10, L0CompactionThreshold: 2})
+	h.theirs, err = pebble.Open("db", &pebble.Options{FS: h.pfs, MemTableSize: 64 << 10, L0CompactionThreshold: 2, Logger: quietLogger{t: h.t}})
 	if err != nil {
 		h.fatalf("open pebble: %v", err)
 	}
@@ -440,3 +440,10 @@ func levelFiles(m lsm.Metrics) (out []int) {
 	}
 	return out
 }
+
+// quietLogger drops Pebble's informational messages and reports its errors.
+type quietLogger struct{ t *testing.T }
+
+func (quietLogger) Infof(string, ...any)                {}
+func (l quietLogger) Errorf(format string, args ...any) { l.t.Errorf("pebble: "+format, args...) }
+func (l quietLogger) Fatalf(format string, args ...any) { l.t.Fatalf("pebble: "+format, args...) }
