@@ -66,7 +66,10 @@
 // The tail word is the publisher's write horizon: it may have written any
 // byte below tail + 8 and writes nothing at or above that without raising
 // tail first. It raises the horizon a chunk at a time (min(4 KiB,
-// capacity/8) beyond the claim that needs it): it stores the new tail (in a
+// capacity/8)): right after a commit when less than a chunk of zeroed space
+// is left (never waiting for subscribers, so the zeroing happens while they
+// read the frame just committed), or inside a claim that needs more: it
+// stores the new tail (in a
 // reliable topic with a full barrier, see Registration) and then zeroes the
 // data area up to the new horizon. So the data area is zero from the end of
 // the newest commit up to the horizon, and the commit word after the newest

@@ -368,6 +368,7 @@ func (p *Publisher) published() {
 	if p.commits%heartbeatEveryCommits == 0 {
 		p.Heartbeat()
 	}
+	p.zeroAhead()
 }
 
 // CommitBatch publishes the outstanding batch (all of it: pass the claims
@@ -486,18 +487,7 @@ func (p *Publisher) waitForRoom(start, need uint64) error {
 	lg := p.log
 	var startNs, lastCheckNs int64
 	for iter := 0; ; iter++ {
-		p.epoch = atomic.LoadUint32(p.epochW)
-		minPos, slowest, slowestState := start, -1, uint32(0)
-		for i := 0; i < lg.layout.subscribers; i++ {
-			st := atomic.LoadUint32(lg.slotU32(i, slotState))
-			if SlotStatus(st&0xff) != SlotActive || atomic.LoadUint32(lg.slotU32(i, slotFlags))&slotGating == 0 {
-				continue
-			}
-			if pos := atomic.LoadUint64(lg.slotU64(i, slotPosition)); pos < minPos {
-				minPos, slowest, slowestState = pos, i, st
-			}
-		}
-		p.limit = minPos + p.capacity
+		minPos, slowest, slowestState := p.computeLimit(start)
 		if need <= p.limit {
 			return nil
 		}
@@ -523,6 +513,56 @@ func (p *Publisher) waitForRoom(start, need uint64) error {
 		}
 		p.idle(iter, slowest, minPos)
 	}
+}
+
+// computeLimit rescans the subscriber table: the limit becomes the slowest
+// active gating position (or start, with none) plus the capacity. It returns
+// the slowest position, its slot (-1 for none) and that slot's state word.
+func (p *Publisher) computeLimit(start uint64) (minPos uint64, slowest int, slowestState uint32) {
+	lg := p.log
+	p.epoch = atomic.LoadUint32(p.epochW)
+	minPos, slowest = start, -1
+	for i := 0; i < lg.layout.subscribers; i++ {
+		st := atomic.LoadUint32(lg.slotU32(i, slotState))
+		if SlotStatus(st&0xff) != SlotActive || atomic.LoadUint32(lg.slotU32(i, slotFlags))&slotGating == 0 {
+			continue
+		}
+		if pos := atomic.LoadUint64(lg.slotU64(i, slotPosition)); pos < minPos {
+			minPos, slowest, slowestState = pos, i, st
+		}
+	}
+	p.limit = minPos + p.capacity
+	return minPos, slowest, slowestState
+}
+
+// zeroAhead raises the write horizon after a commit, when less than a chunk
+// of zeroed space is left, so the zeroing happens while subscribers read the
+// frame just committed instead of inside the next claim. It never waits: in
+// a reliable topic it only zeroes what the current limit allows.
+func (p *Publisher) zeroAhead() {
+	if p.zeroed >= p.tail+commitWordBytes+p.chunk {
+		return
+	}
+	target := roundUp(p.tail+commitWordBytes, p.chunk) + p.chunk
+	if p.reliable {
+		if target > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
+			if p.computeLimit(p.tail); target > p.limit {
+				return
+			}
+		}
+		old := atomic.LoadUint64(p.tailW)
+		atomic.StoreUint64(p.tailW, target-commitWordBytes)
+		if atomic.LoadUint32(p.epochW) != p.epoch {
+			if p.computeLimit(p.tail); target > p.limit {
+				atomic.StoreUint64(p.tailW, old)
+				return
+			}
+		}
+	} else {
+		storeRelease64(p.tailW, target-commitWordBytes)
+	}
+	p.zeroRange(p.zeroed, target)
+	p.zeroed = target
 }
 
 // subscriberDead reports whether slot i's owner is gone (its slot lock is
