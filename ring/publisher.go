@@ -53,9 +53,9 @@ type Publisher struct {
 	tail   uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
 	zeroed uint64 // write horizon + 8: the data area is zero in [end of the newest commit, zeroed)
 	chunk  uint64 // zeroing granule: min(4 KiB, capacity/8)
-	seq   uint64 // sequence number of the next committed frame
-	limit uint64 // reliable: positions below limit may be written
-	epoch uint32 // registration epoch the limit was computed at
+	seq    uint64 // sequence number of the next committed frame
+	limit  uint64 // reliable: positions below limit may be written
+	epoch  uint32 // registration epoch the limit was computed at
 
 	// The outstanding claim: [claimStart, claimEnd) with claimFrames frames,
 	// and the padding frame inside it, if any.
