@@ -34,7 +34,7 @@ func TestEndToEnd(t *testing.T) {
 	base := "http://" + n.AdminAddr()
 	o, _ := cfg.shmOptions(nil)
 	dir := t.TempDir()
-	lg := LoadGenConfig{Shm: o, Topic: "load", SizeBytes: 150, Count: count, WaitDurable: true, Window: 4096, Seed: 11}
+	lg := LoadGenConfig{Shm: o, Topic: "load", SizeBytes: 300, Count: count, WaitDurable: true, Window: 4096, Seed: 11}
 	lgJSON, _ := json.Marshal(lg)
 	ackedPath := filepath.Join(dir, "acked.log")
 	gen := startChild(t, "loadgen", string(lgJSON), filepath.Join(dir, "stats.json"), childAckedEnv+"="+ackedPath)

@@ -300,45 +300,73 @@ func attachLoadGen(ctx context.Context, cfg LoadGenConfig) (*loadGenAttachment, 
 	}
 }
 
-// LoadGenFrames builds n distinct frames of mixed event types (Tick, Order,
-// Trade, Account, Position, cycling), each padded towards sizeBytes through
-// a string field. Sequence numbers and publish times are left zero (the
+// LoadGenFrames builds n distinct frames of mixed event types, each padded
+// towards sizeBytes through a string field where the type has one. Up to
+// 200 bytes the mix is the small trading events (Order, Trade,
+// OrderRequest, CancelRequest, Notify, Transfer: 60-200 bytes); above, it
+// is market and account state (Tick, Order, Trade, Account, Position:
+// 190-400 bytes). Sequence numbers and publish times are left zero (the
 // ring assigns them).
 func LoadGenFrames(seed uint64, sizeBytes, n int) ([][]byte, error) {
 	rng := rand.New(rand.NewPCG(seed, seed^0x9e3779b97f4a7c15))
 	out := make([][]byte, 0, n)
 	instruments := []string{"SHFE.cu2501", "SHFE.au2502", "DCE.m2501", "CZCE.SR501", "CFFEX.IF2501", "INE.sc2502"}
+	small := sizeBytes <= 200
 	for i := range n {
 		inst := instruments[rng.IntN(len(instruments))]
+		exch, _, _ := strings.Cut(inst, ".")
 		user := "u" + strconv.Itoa(rng.IntN(50))
+		order := "o" + strconv.Itoa(rng.IntN(5000))
 		price := 1000 + float64(rng.IntN(100000))/10
 		var ev schema.Event
 		var pad *string
-		switch i % 5 {
-		case 0:
-			t := &schema.Tick{InstrumentID: inst, Datetime: int64(i), LastPrice: price, AskPrice1: price + 1, BidPrice1: price - 1, AskVolume1: 3, BidVolume1: 4, Volume: int64(i)}
-			ev = t
-		case 1:
-			o := &schema.Order{UserID: user, OrderID: "o" + strconv.Itoa(rng.IntN(5000)), ExchangeID: strings.Split(inst, ".")[0], InstrumentID: inst, VolumeOrign: 1 + int64(rng.IntN(9)), LimitPrice: price}
+		kind := i % 6
+		if !small {
+			kind = 6 + i%5
+		}
+		switch kind {
+		case 0, 6:
+			o := &schema.Order{UserID: user, OrderID: order, ExchangeID: exch, InstrumentID: inst, VolumeOrign: 1 + int64(rng.IntN(9)), LimitPrice: price}
 			ev, pad = o, &o.LastMsg
-		case 2:
-			tr := &schema.Trade{UserID: user, TradeID: "t" + strconv.Itoa(i), ExchangeID: strings.Split(inst, ".")[0], InstrumentID: inst, OrderID: "o" + strconv.Itoa(rng.IntN(5000)), Volume: 1, Price: price}
+		case 1, 7:
+			tr := &schema.Trade{UserID: user, TradeID: "t" + strconv.Itoa(i), ExchangeID: exch, InstrumentID: inst, OrderID: order, Volume: 1, Price: price}
 			ev, pad = tr, &tr.ExchangeTradeID
+		case 2:
+			ev = &schema.OrderRequest{UserID: user, OrderID: order, ExchangeID: exch, InstrumentID: inst, Volume: 1 + int64(rng.IntN(9)), LimitPrice: price}
 		case 3:
-			a := &schema.Account{UserID: user, Currency: "CNY", PreBalance: 1e7, StaticBalance: 1e7, Balance: 1e7 + price, Available: 1e7}
-			ev = a
+			ev = &schema.CancelRequest{UserID: user, OrderID: order}
 		case 4:
-			p := &schema.Position{UserID: user, ExchangeID: strings.Split(inst, ".")[0], InstrumentID: inst, VolumeLong: int64(rng.IntN(20)), LastPrice: price}
-			ev = p
+			no := &schema.Notify{UserID: user, Code: int32(i)}
+			ev, pad = no, &no.Content
+		case 5:
+			tf := &schema.Transfer{UserID: user, Serial: int64(i), Currency: "CNY", Amount: price}
+			ev, pad = tf, &tf.ErrorMsg
+		case 8:
+			ev = &schema.Tick{InstrumentID: inst, Datetime: int64(i), LastPrice: price, AskPrice1: price + 1, BidPrice1: price - 1, AskVolume1: 3, BidVolume1: 4, Volume: int64(i)}
+		case 9:
+			ev = &schema.Account{UserID: user, Currency: "CNY", PreBalance: 1e7, StaticBalance: 1e7, Balance: 1e7 + price, Available: 1e7}
+		case 10:
+			ev = &schema.Position{UserID: user, ExchangeID: exch, InstrumentID: inst, VolumeLong: int64(rng.IntN(20)), LastPrice: price}
 		}
 		size, err := schema.FrameSize(ev)
 		if err != nil {
 			return nil, err
 		}
+		padBytes := 0
 		if pad != nil && sizeBytes > size+8 {
-			*pad = strings.Repeat("x", min(sizeBytes-size-4, 250))
+			padBytes = min(sizeBytes-size-4, 250)
 		}
-		f, err := schema.AppendEvent(nil, schema.Header{}, ev)
+		var f []byte
+		for {
+			if pad != nil {
+				*pad = strings.Repeat("x", padBytes)
+			}
+			f, err = schema.AppendEvent(nil, schema.Header{}, ev)
+			if err == nil || padBytes == 0 {
+				break
+			}
+			padBytes /= 2 // the field has a smaller max_len: pad less
+		}
 		if err != nil {
 			return nil, fmt.Errorf("loadgen: build event %d (%T) of about %d bytes: %w", i, ev, sizeBytes, err)
 		}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/tapewire/tapewire/appliance"
 	"github.com/tapewire/tapewire/bench/internal/harness"
+	"github.com/tapewire/tapewire/shm"
 )
 
 // The appliance runs in its own process, as deployed: producers and the
@@ -96,4 +97,12 @@ func (e *env) startNodeProcess() (*nodeProcess, error) {
 		}
 		return nil
 	}}, nil
+}
+
+// runLoadGenChild publishes to "load" as fast as possible until SIGTERM.
+func runLoadGenChild(base, namespace string) error {
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	_, err := appliance.RunLoadGen(ctx, appliance.LoadGenConfig{Shm: shm.Options{Base: base, Namespace: namespace}, Topic: "load", SizeBytes: 150, Seed: 9})
+	return err
 }

@@ -37,10 +37,19 @@ import (
 func main() {
 	dirFlag := flag.String("dir", "", "directory on the disk under test (default: a new directory in $TMPDIR); must not be tmpfs")
 	nodeConfig := flag.String("node-config", "", "(child role) configuration of the appliance child")
+	lgBase := flag.String("lg-base", "", "(child role) shm base of the load generator")
+	lgNamespace := flag.String("lg-namespace", "", "(child role) shm namespace of the load generator")
 	b := harness.New("e2ebench")
-	if harness.Role() == "node" {
+	switch harness.Role() {
+	case "node":
 		if err := runNodeChild(*nodeConfig); err != nil {
 			fmt.Fprintln(os.Stderr, "e2ebench node:", err)
+			os.Exit(1)
+		}
+		return
+	case "loadgen":
+		if err := runLoadGenChild(*lgBase, *lgNamespace); err != nil {
+			fmt.Fprintln(os.Stderr, "e2ebench loadgen:", err)
 			os.Exit(1)
 		}
 		return

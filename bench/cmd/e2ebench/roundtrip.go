@@ -1,13 +1,12 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
-	"github.com/tapewire/tapewire/appliance"
 	"github.com/tapewire/tapewire/bench/internal/harness"
 	"github.com/tapewire/tapewire/ring"
 	"github.com/tapewire/tapewire/schema"
@@ -18,22 +17,21 @@ import (
 // loads the durable topic at full speed (ingest) or while the storage
 // tenant idles.
 func (e *env) roundTrip(ingest bool, d time.Duration) (harness.Result, error) {
-	n, cfg, err := e.startNode()
+	np, err := e.startNodeProcess()
 	if err != nil {
 		return harness.Result{}, err
 	}
-	defer n.Close()
-	o := shmOf(cfg)
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
+	defer np.stop()
+	o := shmOf(np.cfg)
 	var wg sync.WaitGroup
 	if ingest {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			_, _ = appliance.RunLoadGen(ctx, appliance.LoadGenConfig{Shm: o, Topic: "load", SizeBytes: 150, Seed: 9})
-		}()
-		time.Sleep(200 * time.Millisecond)
+		gen := harness.Child("loadgen", "-lg-base", o.Base, "-lg-namespace", o.Namespace)
+		gen.Stdout = nil
+		if err := gen.Start(); err != nil {
+			return harness.Result{}, err
+		}
+		defer func() { _ = gen.Process.Signal(syscall.SIGTERM); _ = gen.Wait() }()
+		time.Sleep(300 * time.Millisecond)
 	}
 	pingPub, err := ring.OpenPublisher(o, "ping", ring.PublisherOptions{})
 	if err != nil {
@@ -106,7 +104,6 @@ func (e *env) roundTrip(ingest bool, d time.Duration) (harness.Result, error) {
 	}
 	elapsed := time.Since(start)
 	stop.Store(true)
-	cancel()
 	wg.Wait()
 	if echoErr != nil {
 		return harness.Result{}, echoErr
@@ -114,7 +111,7 @@ func (e *env) roundTrip(ingest bool, d time.Duration) (harness.Result, error) {
 	r := harness.Result{OpsPerSec: float64(ops) / elapsed.Seconds()}
 	h.Fill(&r)
 	if ingest {
-		r.Notes = "closed-loop ping-pong over two reliable topics while a producer loads the durable topic at full speed (2 vCPUs shared)"
+		r.Notes = "closed-loop ping-pong over two reliable topics while a producer process loads the durable topic at full speed (appliance, producer and ping-pong processes share 2 vCPUs)"
 	} else {
 		r.Notes = "closed-loop ping-pong over two reliable topics, storage tenant idle"
 	}

@@ -1,0 +1,166 @@
+// Package appliance is the assembled Tapewire node: configuration, the
+// storage tenant (rings → WAL → durable positions → LSM), recovery,
+// checkpoints, the last-value tenant, the user store and the admin HTTP
+// API. cmd/appliance wraps it (`appliance run`, `demo`, `users`, ...).
+//
+// # The node
+//
+//	producers (other processes)                      admin HTTP (127.0.0.1)
+//	   │ ring.Publisher                                 /healthz /metrics /v1/...
+//	   ▼
+//	/dev/shm/tapewire/<ns>/<topic>.ring ──► storage tenant ──► WAL (O_DIRECT group commit)
+//	   ▲  durable position ◄──────────────────┘  │                  │
+//	   │                                         ▼                  ▼
+//	   │                              applier: LSM (external-log mode)
+//	   └─ ticks ──► last-value tenant ──► quotes.lvc
+//
+// Open recovers (see below); Start runs the tenants; Run serves until its
+// context ends; Stop and Close shut down gracefully.
+//
+// # The path of one event
+//
+//  1. A producer claims, builds and commits a frame in a durable (reliable)
+//     topic: no system call.
+//  2. The committer goroutine reads it with an observer subscription (a
+//     copy, never gating) and copies it into the current batch's arena as a
+//     WAL record: topic id | 0 | frame (record.go). A frame that fails
+//     schema.Verify becomes a quarantine record with the reason instead.
+//  3. The batch (one round over every topic, bounded by
+//     storage.batch_max_frames and batch_max_bytes) is appended to the WAL:
+//     by the committer itself when nothing is in flight and the batch is
+//     small (storage.sync_append_max_frames: the lowest latency), else
+//     with AppendAsync, which the WAL's flushers pipeline.
+//  4. When the WAL's durable LSN covers the batch, the committer advances
+//     each topic's durable position in the ring (producers waiting in
+//     WaitDurable wake) and moves the topic's gate subscription over the
+//     same frames, releasing their ring space.
+//  5. The applier goroutine turns the batch into one LSM batch applied with
+//     ApplyAt at the batch's last LSN: the event key, the state key, or the
+//     quarantine key of every record.
+//
+// The committer never releases ring space past what is durable: its gate is
+// a reliable subscriber at or behind the durable position, so a publisher
+// can never overwrite a frame that is not yet durable while the appliance
+// lives, and after a kill -9 every frame between the durable and published
+// positions is still in the ring for the next start. ring has no way for a
+// reliable subscriber to read ahead of its gating position, so the
+// committer reads with a separate observer (which the gate protects from
+// being lapped); see the report of issue 6 for the API that would merge the
+// two.
+//
+// # Key spaces (keys.go)
+//
+//	e/<topic u32 BE>/<seq u64 BE>   → frame            event log
+//	q/<topic u32 BE>/<seq u64 BE>   → reason | frame   quarantine
+//	s/order/<user>/<order_id>       → Order frame      materialized state:
+//	s/account/<user>/<currency>     → Account frame    the newest event of
+//	s/position/<user>/<instrument>  → Position frame   each key
+//	s/quote/<instrument>            → Tick frame
+//	s/instrument/<instrument>       → Instrument frame
+//	s/user/<user>                   → UserRegistered frame
+//	s/binding/<user>/<account>      → AccountBound frame
+//	m/topic/<name>                  → topic id u32 | kind u32 (catalog)
+//
+// Id parts escape '%' and '/' as %25 and %2F. Topic ids come from the
+// catalog, registered through the WAL the first time a durable topic (or
+// the internal "users" topic) is seen, so they never change.
+//
+// # Recovery sequence (Open)
+//
+//  1. Open the LSM (ExternalLog durability): its manifest gives the WAL LSN
+//     its SSTables cover.
+//  2. Open the WAL (its own torn-tail/corruption decision table). A WAL
+//     that ends before the covered LSN, or starts after it, is refused with
+//     an error naming both LSNs.
+//  3. Replay the WAL from covered+1 into the LSM in batches of
+//     recovery.replay_batch_records, printing progress (records, MiB, rate,
+//     ETA) every recovery.progress_interval_ms.
+//  4. Register missing topics in the catalog (WAL + LSM).
+//  5. For every log topic: if its segment is missing (host reboot), create
+//     it with its next sequence number set to the newest stored sequence
+//     + 1, so a topic's sequence numbers never go backwards. (ring.LogConfig
+//     has no first-sequence option yet: ensureLog sets the documented
+//     published-seq word before any producer can attach.) A ring whose next
+//     sequence number is below the store's is refused.
+//  6. Attach the storage tenant to every durable topic at the ring's durable
+//     position. Frames already stored (the previous process made them
+//     durable in the WAL but died before advancing the ring) are skipped by
+//     sequence number and counted as duplicates; if the durable position is
+//     no longer in the ring (the publisher evicted the dead subscription and
+//     overwrote it), the tenant starts at the newest frame and counts the
+//     missing sequence numbers as lost.
+//
+// Checkpoints (periodic every checkpoint.interval_ms, when the WAL grew by
+// checkpoint.wal_bytes, on POST /v1/checkpoint and at a graceful stop)
+// flush the memtables, read the covered LSN from the store and truncate the
+// WAL before it, which bounds the next replay.
+//
+// # Tenants and the CPU plan
+//
+//   - storage: the committer (hot: pinned to storage.cpu with tune.Pin,
+//     optionally SCHED_FIFO; spins storage.spin_iterations, yields
+//     storage.yield_iterations, then parks with futex_waitv on every
+//     topic's data futex and its own wake word, which the WAL's Notify,
+//     appliance events and Stop bump) and the applier (housekeeping).
+//   - lastvalue: an observer of lastvalue.source (it never holds a
+//     publisher back); each Tick becomes the value of its instrument in
+//     lastvalue.target. A table it creates is seeded from s/quote/.
+//   - checkpoint: a housekeeping goroutine on a one-second ticker.
+//   - admin: the HTTP server.
+//
+// /v1/status reports the plan (allowed CPUs, the committer's and the
+// last-value tenant's CPU, the housekeeping CPUs). RecommendedGOMAXPROCS
+// (applied by cmd/appliance) adds two Ps so goroutines the committer hands
+// work to never wait for the scheduler to take a P back from a thread
+// blocked in a system call.
+//
+// # Users
+//
+// Users (users.go) are UserRegistered and AccountBound events on the
+// internal topic "users", written through the committer like ring frames
+// (sequence numbers assigned by the committer), so they recover and will
+// replicate with the log. Passwords are kept only as argon2id hashes with
+// their parameters (users.argon2_*) and salt; VerifyPassword compares in
+// constant time and hashes for unknown users too.
+//
+// # Admin HTTP API
+//
+//	GET  /healthz                       200 ok, 503 once the storage tenant failed (no token needed)
+//	GET  /metrics                       Prometheus (tapewire_*, Go runtime, process)
+//	GET  /v1/status                     topics, positions, WAL, LSM levels, tenants, CPU plan, recovery
+//	GET  /v1/events?topic=T&from=S&limit=N   JSON lines (schema.AppendJSON), limit ≤ admin.max_events_limit
+//	GET  /v1/quarantine?topic=T&from=S&limit=N   quarantined frames with their reasons
+//	GET  /v1/state/{kind}/{id...}       one state key; an id ending in "/" (or none) lists a prefix
+//	POST /v1/checkpoint                 checkpoint now
+//	GET  /v1/users, POST /v1/users, POST /v1/users/{id}/disable|accounts|verify
+//	     /debug/pprof/                  profiles (keep admin.listen on loopback)
+//
+// Reads wait (at most 2 s) until the store has applied everything the WAL
+// had made durable when the request arrived, so an event a producer saw
+// durable is readable. Errors are JSON {"error": "..."} naming the input
+// and the limit. With admin.token_file every request but /healthz needs
+// "Authorization: Bearer <token>".
+//
+// # Concurrency
+//
+// Node methods are safe from any goroutine; Stop and Close may be called
+// more than once. The committer goroutine alone owns the ring
+// subscriptions, the batches it fills and the pending queue; it hands
+// durable batches to the applier through a channel in LSN order, and the
+// applier returns them through another (both hold storage.batch_buffers
+// batches, so neither send blocks). Counters the API reads are atomics.
+// Appliance events (users) enter through a bounded queue
+// (storage.admin_queue_depth) and their callers wait until the event is
+// applied. The WAL's Notify runs on the WAL's commit path and only bumps
+// the committer's wake word.
+//
+// # Graceful shutdown
+//
+// Stop (SIGTERM or SIGINT in `appliance run`): registered OnStop hooks run
+// (the demo stops its simulator), the admin API and the last-value tenant
+// stop, the committer drains every durable topic up to the published
+// position it found (bounded by shutdown.drain_timeout_ms), commits and
+// hands the rest to the applier, a final checkpoint runs, and the WAL
+// (with its clean-close frame), the store and the subscriptions close. A
+// second signal exits at once; that is a crash, and crash-safe.
+package appliance
