@@ -268,6 +268,17 @@ func LoadConfig(path string) (Config, error) {
 	return ParseConfig(path, text)
 }
 
+// ReadConfig reads the TOML file at path over the defaults without
+// validating it, for callers that override keys first (then call
+// Validate).
+func ReadConfig(path string) (Config, error) {
+	text, err := os.ReadFile(path)
+	if err != nil {
+		return Config{}, fmt.Errorf("config: %w", err)
+	}
+	return decodeConfig(path, text)
+}
+
 // ParseConfig is LoadConfig over text already read; name labels errors.
 // A file that declares [[topics]] replaces the default topic list; keys a
 // topic table leaves out take the defaults of its kind.

@@ -66,7 +66,10 @@ func (o *overrides) apply(cfg *appliance.Config) error {
 			return err
 		}
 	}
-	return cfg.Validate()
+	if err := cfg.Validate(); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
 }
 
 func newRunCommand() *cobra.Command {
@@ -86,7 +89,7 @@ everything acknowledged is in the WAL.`,
 			cfg := appliance.DefaultConfig()
 			if path != "" {
 				var err error
-				if cfg, err = appliance.LoadConfig(path); err != nil {
+				if cfg, err = appliance.ReadConfig(path); err != nil {
 					return err
 				}
 			}
