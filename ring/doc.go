@@ -43,6 +43,7 @@
 //	                         +40 u64 frames    +48 u64 lost frames  +56 u64 lost bytes  +64 u64 laps
 //	                         +72 i64 registered (Unix ns)
 //	data off capacity      data area: frames, contiguous, each 8-byte aligned
+//	                       (the file is rounded up to a multiple of 4096 after it)
 //
 // Positions are 64-bit byte offsets into the never-ending stream; they never
 // wrap. A position p lives at data off + (p mod capacity).

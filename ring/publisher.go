@@ -310,9 +310,15 @@ func (p *Publisher) extend(start, need uint64) error {
 		old := atomic.LoadUint64(p.tailW)
 		atomic.StoreUint64(p.tailW, target-commitWordBytes)
 		if atomic.LoadUint32(p.epochW) != p.epoch {
-			if err := p.waitForRoom(start, target); err != nil {
+			if err := p.waitForRoom(start, need); err != nil {
 				atomic.StoreUint64(p.tailW, old)
 				return err
+			}
+			if target > p.limit {
+				// Nothing is written above need yet: lower the horizon to
+				// what the new subscriber leaves room for.
+				target = p.limit
+				atomic.StoreUint64(p.tailW, target-commitWordBytes)
 			}
 		}
 	}

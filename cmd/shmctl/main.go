@@ -92,7 +92,9 @@ func run(args []string, stdin io.Reader, stdout, stderr io.Writer, interrupt <-c
 	root.SetErr(stderr)
 	root.SetFlagErrorFunc(func(c *cobra.Command, err error) error { return usageErr("%v", err) })
 	root.AddCommand(listCmd(e), infoCmd(e), tailCmd(e), topCmd(e), lvcCmd(e), gcCmd(e), pubCmd(e))
-	err := root.Execute()
+	// Tools read tables in mappings someone else could truncate: a SIGBUS
+	// becomes an error (exit code 4), not a crash.
+	err := shm.Guard(root.Execute)
 	code := codeFor(err)
 	if err != nil {
 		// cobra's own errors (unknown command, arity) are usage errors.
