@@ -91,9 +91,8 @@ type DB struct {
 	manifestOff  int64
 
 	deleter deleter
-	// spareArena holds at most one buffer of a dead memtable, so a rotation
-	// reuses it instead of allocating (and zeroing) MemTableSizeBytes.
-	spareArena chan []byte
+	// arenas supplies memtable buffers (see arenaPool).
+	arenas arenaPool
 	// preparing is set while a goroutine allocates the next arena ahead of
 	// the rotation that will need it.
 	preparing atomic.Bool
@@ -176,7 +175,7 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{opts: o, fs: o.FS, dir: dir, spareArena: make(chan []byte, 1)}
+	d := &DB{opts: o, fs: o.FS, dir: dir, arenas: arenaPool{size: o.MemTableSizeBytes}}
 	d.pubCond.L = &d.pubMu
 	d.bgCond.L = &d.mu
 	if err := d.fs.MkdirAll(dir); err != nil {
@@ -207,6 +206,12 @@ func Open(dir string, opts Options) (*DB, error) {
 func (d *DB) abandon() {
 	if d.log != nil {
 		_ = d.log.Close()
+	}
+	if rs := d.readState.Swap(nil); rs != nil {
+		rs.unref()
+	}
+	if d.mem != nil {
+		d.releaseMemTablesLocked()
 	}
 	if d.current != nil {
 		d.closing = true
@@ -539,10 +544,15 @@ func (d *DB) Close() error {
 		err = d.log.Close()
 	}
 	d.deleter.stop()
+	// Holding commitMu, no write is between its shut check and its memtable
+	// reservation; releaseMemTablesLocked waits for those that reserved.
+	d.commitMu.Lock()
+	defer d.commitMu.Unlock()
 	d.mu.Lock()
 	if rs := d.readState.Swap(nil); rs != nil {
 		rs.unref()
 	}
+	d.releaseMemTablesLocked()
 	d.current.Unref()
 	if cerr := d.manifestFile.Close(); err == nil {
 		err = cerr
@@ -657,34 +667,39 @@ func (d *DB) compactOptions() compact.Options {
 	return compact.Options{L0Trigger: d.opts.L0CompactionTrigger, BaseLevelBytes: d.opts.BaseLevelBytes, LevelMultiplier: d.opts.LevelMultiplier}
 }
 
-// newMemTable makes a memtable over a recycled arena buffer if one is
-// spare, else a new one.
+// releaseMemTablesLocked drops the database's references to its memtables
+// once their writers are done, and closes the arena pool; a memtable still
+// held by an open iterator or Get value is freed when that is released.
+func (d *DB) releaseMemTablesLocked() {
+	for _, m := range append([]*memTable{d.mem}, d.imm...) {
+		m.waitWriters()
+		m.unref()
+	}
+	d.mem, d.imm = nil, nil
+	d.arenas.close()
+}
+
+// newMemTable makes a memtable over a spare arena buffer if there is one,
+// else a new one.
 func (d *DB) newMemTable() (*memTable, error) {
-	var buf []byte
-	select {
-	case buf = <-d.spareArena:
-	default:
-		buf = make([]byte, d.opts.MemTableSizeBytes)
+	buf, err := d.arenas.get()
+	if err != nil {
+		return nil, err
 	}
 	return newMemTable(buf, d.recycleArena)
 }
 
-// prepareArena allocates the next memtable's buffer off the commit path
-// (allocating and zeroing MemTableSizeBytes can take tens of milliseconds).
+// prepareArena allocates the next memtable's buffer off the commit path.
 func (d *DB) prepareArena() {
-	select {
-	case d.spareArena <- make([]byte, d.opts.MemTableSizeBytes):
-	default:
+	if buf, err := allocArena(d.opts.MemTableSizeBytes); err == nil {
+		d.arenas.put(buf)
 	}
 	d.preparing.Store(false)
 }
 
-// recycleArena keeps one dead memtable's buffer for the next rotation and
-// lets the garbage collector have any other.
+// recycleArena receives the buffer of a dead memtable.
 func (d *DB) recycleArena(buf []byte) {
-	select {
-	case d.spareArena <- buf:
+	if d.arenas.put(buf) {
 		d.metrics.arenasRecycled.Add(1)
-	default:
 	}
 }

@@ -41,10 +41,13 @@
 // advances over batches in order, so a reader never sees a batch without every
 // batch before it, and a writer returns only once its batch is visible.
 //
-// A full memtable is rotated to the immutable queue. The next memtable's
-// arena is ready before it is needed: the buffer of a memtable no read state
-// holds any more is recycled, and when none is spare a new one is allocated
-// in the background once the current memtable is half full. A writer stalls (and
+// A full memtable is rotated to the immutable queue. Arenas live outside the
+// Go heap (anonymous mappings, transparent huge pages requested; heap slices
+// under the race detector) and are refcounted by the read states that hold
+// their memtable, so a value view never outlives its arena. The next
+// memtable's arena is ready before it is needed: a dead memtable's buffer is
+// kept as the spare, and when there is none one is mapped in the background
+// once the current memtable is half full. A writer stalls (and
 // Metrics counts the stall and its duration) while MaxImmutableMemTables are
 // waiting to flush or L0 holds L0StopWritesThreshold files.
 //

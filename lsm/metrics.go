@@ -86,7 +86,9 @@ func (d *DB) Metrics() Metrics {
 	for l := range v.Levels {
 		m.Levels[l] = LevelMetrics{Files: len(v.Levels[l]), Bytes: v.LevelBytes(l), Score: scores[l]}
 	}
-	m.MemTableBytes = d.mem.arena.Size()
+	if d.mem != nil { // nil once closed
+		m.MemTableBytes = d.mem.arena.Size()
+	}
 	m.ImmutableMemTables = len(d.imm)
 	m.ReadAmplification = 1 + len(d.imm) + len(v.Levels[0])
 	for l := 1; l < manifest.NumLevels; l++ {

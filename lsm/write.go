@@ -205,7 +205,7 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 		if m := d.mem; m.tryReserve(n) {
 			// Half full and no buffer ready for the next one: prepare it
 			// in the background so the rotation does not wait for it.
-			if m.reserved > m.arena.Capacity()/2 && len(d.spareArena) == 0 && d.preparing.CompareAndSwap(false, true) {
+			if m.reserved > m.arena.Capacity()/2 && !d.arenas.hasSpare() && d.preparing.CompareAndSwap(false, true) {
 				go d.prepareArena()
 			}
 			return m, nil
