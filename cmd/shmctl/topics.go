@@ -190,7 +190,7 @@ type logInfo struct {
 	CapacityBytes   uint64                `json:"capacity_bytes"`
 	MaxFrameBytes   int                   `json:"max_frame_bytes"`
 	SubscriberSlots int                   `json:"subscriber_slots"`
-	Tail            uint64                `json:"tail"`
+	WriteHorizon    uint64                `json:"write_horizon"`
 	Published       uint64                `json:"published"`
 	Frames          uint64                `json:"frames"`
 	Durable         uint64                `json:"durable"`
@@ -248,7 +248,7 @@ func infoCmd(e *env) *cobra.Command {
 			pi := lg.Publisher()
 			info := logInfo{
 				Header: headerOf(lg.Segment()), Mode: lg.Mode().String(), CapacityBytes: lg.Capacity(), MaxFrameBytes: lg.MaxFrameBytes(),
-				SubscriberSlots: lg.SubscriberSlots(), Tail: lg.Tail(), Published: lg.Published(), Frames: lg.PublishedFrames(),
+				SubscriberSlots: lg.SubscriberSlots(), WriteHorizon: lg.Tail(), Published: lg.Published(), Frames: lg.PublishedFrames(),
 				Durable: lg.Durable(), Replicated: lg.Replicated(), Publisher: publisherJSON{State: liveness(pi), PublisherInfo: pi},
 				Subscribers: lg.Subscribers(),
 			}
@@ -261,7 +261,7 @@ func infoCmd(e *env) *cobra.Command {
 			printHeader(e, info.Header)
 			w := e.stdout
 			fmt.Fprintf(w, "mode %s, capacity %d B, max frame %d B, %d subscriber slots\n", info.Mode, info.CapacityBytes, info.MaxFrameBytes, info.SubscriberSlots)
-			fmt.Fprintf(w, "positions: tail %d, published %d (%d frames), durable %d, replicated %d\n", info.Tail, info.Published, info.Frames, info.Durable, info.Replicated)
+			fmt.Fprintf(w, "positions: published %d (%d frames), durable %d, replicated %d, write horizon %d\n", info.Published, info.Frames, info.Durable, info.Replicated, info.WriteHorizon)
 			fmt.Fprintf(w, "publisher: %s, pid %d, heartbeat %v ago, attaches %d, abandoned claims %d, back-pressure waits %d / errors %d, evictions %d\n",
 				info.Publisher.State, pi.PID, time.Duration(pi.HeartbeatAgeNs).Round(time.Millisecond), pi.Attaches, pi.AbandonedClaims, pi.BackPressureWait, pi.BackPressureErr, pi.Evictions)
 			tw := tabwriter.NewWriter(w, 2, 4, 2, ' ', 0)
