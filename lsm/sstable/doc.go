@@ -29,7 +29,12 @@
 // block, key = a separator S with last(block) <= S < first(next block),
 // shortened to the shortest user key that fits (with the largest trailer),
 // value = the block handle (offset uvarint, length uvarint). The reader
-// decodes it once at open into an array of views and binary-searches it.
+// decodes it once at open into an array of views, plus a fence array: for
+// each separator, the 8 bytes after the prefix all separators share, as a
+// big-endian integer. A lookup binary-searches the fences (one compact
+// array, integer compares) and compares whole keys only among separators
+// with equal fences — the index search of a 64 MiB table then touches a few
+// cache lines instead of two per probe.
 //
 // Filter block: a blocked Bloom filter over the user keys (lsm/bloom); a
 // zero-length filter block means the table was written without one.
