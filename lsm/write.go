@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"path/filepath"
 	"sync"
 	"time"
 
@@ -257,7 +258,7 @@ func (d *DB) rotateLocked() error {
 func (d *DB) replayLog() error {
 	o := d.opts.WAL
 	o.FS = d.fs
-	log, err := wal.Open(d.dir+"/"+walDirName, o)
+	log, err := wal.Open(filepath.Join(d.dir, walDirName), o)
 	if err != nil {
 		return fmt.Errorf("lsm: open log: %w", err)
 	}
