@@ -293,9 +293,13 @@ func (p *Publisher) reserve(start, need uint64) error {
 // time also brings the lines into the publisher's cache for writing before
 // the frames are built there.
 func (p *Publisher) extend(start, need uint64) error {
-	target := roundUp(need, p.chunk) + p.chunk
+	target := min(roundUp(need, p.chunk)+p.chunk, start+p.capacity)
 	if !p.reliable {
-		storeRelease64(p.tailW, target-commitWordBytes)
+		// Never lower a horizon a previous publisher announced: its zeroing
+		// may still be what a lossy reader has to detect.
+		if target-commitWordBytes > atomic.LoadUint64(p.tailW) {
+			storeRelease64(p.tailW, target-commitWordBytes)
+		}
 	} else {
 		if need > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
 			if err := p.waitForRoom(start, need); err != nil {
@@ -564,7 +568,7 @@ func (p *Publisher) zeroAhead() {
 				return
 			}
 		}
-	} else {
+	} else if target-commitWordBytes > atomic.LoadUint64(p.tailW) {
 		storeRelease64(p.tailW, target-commitWordBytes)
 	}
 	p.zeroRange(p.zeroed, target)
