@@ -277,3 +277,71 @@ func TestApplyAtRejectsOutOfOrderLSN(t *testing.T) {
 		t.Fatal("LSN 0 accepted")
 	}
 }
+
+// TestManifestRollover: past the size limit the manifest is replaced by a
+// snapshot (new MANIFEST, CURRENT swapped, old one removed). Crashing at
+// points through a run of rollovers must leave a database that opens with
+// every synced write, a prefix of the rest, and exactly one manifest.
+func TestManifestRollover(t *testing.T) {
+	const writes = 480
+	for p := 0; p < 16; p++ {
+		fs := vfs.NewCrashFS(uint64(p))
+		o := crashOptions(fs, Standalone)
+		o.DisableAutomaticCompactions = true
+		d := mustOpen(t, "/db", o)
+		d.mu.Lock()
+		d.manifestRolloverBytes = 600
+		first := d.manifestNum
+		d.mu.Unlock()
+		if p > 0 {
+			fs.CrashAtOp(fs.Ops() + int64(p*23))
+		}
+		attempted, synced := 0, []int(nil)
+		for i := 0; i < writes; i++ {
+			opts := NoSync
+			if i%4 == 0 {
+				opts = Sync
+			}
+			attempted = i + 1
+			if err := d.Set(crashKey(i), crashValue(i), opts); err != nil {
+				break
+			}
+			if opts == Sync {
+				synced = append(synced, i)
+			}
+			if i%40 == 39 {
+				if err := d.Flush(); err != nil {
+					break
+				}
+			}
+		}
+		d.mu.Lock()
+		rolled := d.manifestNum != first
+		d.mu.Unlock()
+		if p == 0 && !rolled {
+			t.Fatal("twelve flushes past a 600-byte limit did not roll the manifest")
+		}
+		if !fs.Crashed() {
+			fs.Crash()
+		}
+		_ = d.Close()
+		img := fs.Image()
+		label := fmt.Sprintf("crash point %d", p)
+		d2, err := Open("/db", crashOptions(img, Standalone))
+		if err != nil {
+			t.Fatalf("%s: reopen after manifest rollovers: %v", label, err)
+		}
+		checkRecovered(t, d2, attempted, synced, label)
+		names, _ := img.List("/db")
+		manifests := 0
+		for _, n := range names {
+			if strings.HasPrefix(n, manifestPrefix) {
+				manifests++
+			}
+		}
+		if manifests != 1 {
+			t.Fatalf("%s: %d manifests after reopen: %v", label, manifests, names)
+		}
+		d2.Close()
+	}
+}

@@ -38,9 +38,9 @@ const (
 	walDirName     = "wal"
 	tableSuffix    = ".sst"
 	manifestPrefix = "MANIFEST-"
-	// manifestRolloverBytes: a manifest larger than this is replaced by a
-	// fresh one holding a snapshot of the current version.
-	manifestRolloverBytes = 4 << 20
+	// defaultManifestRolloverBytes: a manifest larger than this is replaced
+	// by a fresh one holding a snapshot of the current version.
+	defaultManifestRolloverBytes = 4 << 20
 )
 
 // DB is an LSM key-value store. All methods are safe for concurrent use.
@@ -89,6 +89,8 @@ type DB struct {
 	manifestFile vfs.File
 	manifestNum  uint64
 	manifestOff  int64
+	// manifestRolloverBytes is defaultManifestRolloverBytes (tests lower it).
+	manifestRolloverBytes int64
 
 	deleter deleter
 	// arenas supplies memtable buffers (see arenaPool).
@@ -175,7 +177,8 @@ func Open(dir string, opts Options) (*DB, error) {
 	if err != nil {
 		return nil, err
 	}
-	d := &DB{opts: o, fs: o.FS, dir: dir, arenas: arenaPool{size: o.MemTableSizeBytes}}
+	d := &DB{opts: o, fs: o.FS, dir: dir, arenas: arenaPool{size: o.MemTableSizeBytes},
+		manifestRolloverBytes: defaultManifestRolloverBytes}
 	d.pubCond.L = &d.pubMu
 	d.bgCond.L = &d.mu
 	if err := d.fs.MkdirAll(dir); err != nil {
@@ -487,7 +490,7 @@ func (d *DB) logAndApply(edit *manifest.VersionEdit) error {
 	d.current = nv
 	d.updateReadStateLocked()
 	old.Unref()
-	if d.manifestOff > manifestRolloverBytes {
+	if d.manifestOff > d.manifestRolloverBytes {
 		if err := d.createManifest(); err != nil {
 			return d.failLocked(err)
 		}
