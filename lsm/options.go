@@ -66,7 +66,8 @@ type Options struct {
 	// large deletes do not stall the disk (default 256 MiB/s; negative means
 	// unpaced).
 	DeletionRateBytesPerSec int64
-	// DisableAutomaticCompactions leaves compaction to Compact (tests).
+	// DisableAutomaticCompactions leaves compaction to Compact (tests and
+	// tools); L0StopWritesThreshold then does not stall writes.
 	DisableAutomaticCompactions bool
 
 	// BlockSizeBytes is the target data block size (default 4096).

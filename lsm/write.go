@@ -213,8 +213,7 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 		}
 		d.mu.Lock()
 		var stallStart time.Time
-		for d.bgErr == nil && !d.closing &&
-			(len(d.imm) >= d.opts.MaxImmutableMemTables || d.current.NumFiles(0) >= d.opts.L0StopWritesThreshold) {
+		for d.bgErr == nil && !d.closing && (len(d.imm) >= d.opts.MaxImmutableMemTables || d.l0StallLocked()) {
 			if stallStart.IsZero() {
 				stallStart = time.Now()
 				d.metrics.stalls.Add(1)
@@ -238,6 +237,13 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 			return nil, err
 		}
 	}
+}
+
+// l0StallLocked reports whether L0 is too deep to take another memtable.
+// Without automatic compactions nothing would ever shrink it, so the stall
+// does not apply. d.mu held.
+func (d *DB) l0StallLocked() bool {
+	return !d.opts.DisableAutomaticCompactions && d.current.NumFiles(0) >= d.opts.L0StopWritesThreshold
 }
 
 // rotateLocked moves the mutable memtable to the immutable queue and starts
