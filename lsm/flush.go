@@ -145,6 +145,7 @@ func (d *DB) writeTables(it *compact.Iter, splitBytes uint64, limiter *rateLimit
 	}
 	wopts := sstable.WriterOptions{
 		BlockSizeBytes:  d.opts.BlockSizeBytes,
+		BlockSizeFor:    d.opts.BlockSizeFor,
 		RestartInterval: d.opts.BlockRestartInterval,
 		BloomBitsPerKey: d.opts.BloomBitsPerKey,
 	}

@@ -72,6 +72,10 @@ type Options struct {
 
 	// BlockSizeBytes is the target data block size (default 4096).
 	BlockSizeBytes int
+	// BlockSizeFor, if set, picks the block size from the user key that
+	// starts a block (0: BlockSizeBytes) — e.g. 32 KiB for the scanned event
+	// log (e/...) and 4 KiB for point-read state (s/...).
+	BlockSizeFor func(userKey []byte) int
 	// BlockRestartInterval is keys between restart points (default 16).
 	BlockRestartInterval int
 	// BloomBitsPerKey sizes table filters (default 10; negative: none).

@@ -308,3 +308,43 @@ func TestWriterRejectsDisorder(t *testing.T) {
 		t.Fatal("out-of-order key accepted")
 	}
 }
+
+// TestBlockSizePerKey: one table, small blocks for one key range and large
+// ones for another.
+func TestBlockSizePerKey(t *testing.T) {
+	var es []entry
+	for i := 0; i < 2000; i++ {
+		for _, p := range []string{"e/", "s/"} {
+			es = append(es, entry{base.AppendInternalKey(nil, []byte(fmt.Sprintf("%s%06d", p, i)), 1, base.KindSet), bytes.Repeat([]byte{'v'}, 50)})
+		}
+	}
+	sort.Slice(es, func(i, j int) bool { return base.CompareInternal(es[i].ikey, es[j].ikey) < 0 })
+	opts := WriterOptions{BlockSizeBytes: 4096, BlockSizeFor: func(k []byte) int {
+		if bytes.HasPrefix(k, []byte("e/")) {
+			return 32 << 10
+		}
+		return 0
+	}}
+	r, err := Open(build(t, es, 1, opts), 1, "t.sst", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var small, large int
+	for _, e := range r.index {
+		switch {
+		case e.handle.Length >= 30<<10:
+			large++
+		case e.handle.Length <= 4096+200:
+			small++
+		}
+	}
+	if large < 3 || small < 20 || large+small < len(r.index)-1 { // the last e/ block may be partial
+		t.Fatalf("%d large and %d small blocks of %d", large, small, len(r.index))
+	}
+	var s GetScratch
+	for _, k := range []string{"e/001234", "s/001234"} {
+		if _, _, found, err := r.Get([]byte(k), bloom.Hash([]byte(k)), base.SeqNumMax, &s); !found || err != nil {
+			t.Fatalf("Get(%s): %v %v", k, found, err)
+		}
+	}
+}

@@ -13,6 +13,10 @@ import (
 type WriterOptions struct {
 	// BlockSizeBytes is the target size of a data block (default 4096).
 	BlockSizeBytes int
+	// BlockSizeFor, if set, chooses the target size of each data block from
+	// the user key that starts it (0 means BlockSizeBytes): small blocks for
+	// point-looked-up state, large ones for scanned history, in one table.
+	BlockSizeFor func(userKey []byte) int
 	// RestartInterval is the number of keys between restart points in data
 	// blocks (default 16).
 	RestartInterval int
@@ -51,11 +55,13 @@ type Writer struct {
 	buf    []byte // pending output
 	offset uint64 // bytes emitted so far (written + buffered)
 
-	data    blockWriter
-	index   blockWriter
-	filter  *bloom.Writer
-	props   Properties
-	lastKey []byte
+	data blockWriter
+	// dataTarget is the size at which the current data block is finished.
+	dataTarget int
+	index      blockWriter
+	filter     *bloom.Writer
+	props      Properties
+	lastKey    []byte
 	// pendingHandle is the finished data block still waiting for its index
 	// entry, which is written when the next key (or Finish) is known so the
 	// separator can be shortened.
@@ -117,9 +123,17 @@ func (w *Writer) Add(ikey, value []byte) error {
 	w.props.NumEntries++
 	w.props.RawKeyBytes += uint64(len(ikey))
 	w.props.RawValueBytes += uint64(len(value))
+	if w.data.entries == 0 {
+		w.dataTarget = w.opts.BlockSizeBytes
+		if w.opts.BlockSizeFor != nil {
+			if n := w.opts.BlockSizeFor(ukey); n > 0 {
+				w.dataTarget = n
+			}
+		}
+	}
 	w.data.add(ikey, value)
 	w.lastKey = append(w.lastKey[:0], ikey...)
-	if w.data.estimatedSize() >= w.opts.BlockSizeBytes {
+	if w.data.estimatedSize() >= w.dataTarget {
 		w.flushDataBlock()
 	}
 	return w.err
