@@ -4,7 +4,6 @@ import (
 	"context"
 	"flag"
 	"fmt"
-	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -59,22 +58,6 @@ func (e *env) config() (appliance.Config, error) {
 		{Name: "pong", Kind: appliance.KindLog, CapacityBytes: 1 << 20, MaxFrameBytes: 4096, Mode: appliance.ModeReliable, Subscribers: 4},
 	}
 	return cfg, cfg.Validate()
-}
-
-func (e *env) startNode() (*appliance.Node, appliance.Config, error) {
-	cfg, err := e.config()
-	if err != nil {
-		return nil, cfg, err
-	}
-	n, err := appliance.Open(cfg, appliance.Options{Log: io.Discard})
-	if err != nil {
-		return nil, cfg, err
-	}
-	if err := n.Start(); err != nil {
-		n.Close()
-		return nil, cfg, err
-	}
-	return n, cfg, nil
 }
 
 func shmOf(cfg appliance.Config) shm.Options {
