@@ -16,7 +16,7 @@
 //     applied, against floor-dsync-1MiB (sequential 1 MiB O_DIRECT|O_DSYNC
 //     writes, expressed in events of the same WAL footprint). Goal ≥ 1 M/s;
 //     the seed design's figure was 78 K/s.
-//   - restart-<N>MiB: appliance.Open over a WAL of N MiB (1 GiB; 64 MiB
+//   - restart-<N>MiB: appliance.Open over a WAL of N MiB (1 GiB; 32 MiB
 //     under -quick) that no checkpoint covers, against floor-odirect-read
 //     (reading the same files with O_DIRECT). Goal ≤ 1 s per GiB.
 //   - ring-roundtrip: ping-pong over two non-durable topics, p99, while the
@@ -66,7 +66,7 @@ func main() {
 	env := &env{root: root, quick: b.Quick()}
 	defer env.cleanupShm()
 
-	d := b.Duration(4*time.Second, 1500*time.Millisecond)
+	d := b.Duration(4*time.Second, time.Second)
 	if b.Wants("publish-durable-1k") {
 		b.Interleave("publish-durable-1k",
 			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(1000, d) }},
@@ -93,7 +93,7 @@ func main() {
 			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(rate, d) }},
 		)
 	}
-	walBytes := int64(b.Size(1<<30, 64<<20))
+	walBytes := int64(b.Size(1<<30, 32<<20))
 	restart := fmt.Sprintf("restart-%dMiB", walBytes>>20)
 	if b.Wants(restart) {
 		rd, err := env.newRestartData(walBytes)
