@@ -420,7 +420,7 @@ func runDifferential(t *testing.T, set optionSet, seed uint64, ops int) {
 }
 
 func TestDifferential(t *testing.T) {
-	seeds, ops := 4, 1500
+	seeds, ops := 3, 1500
 	if os.Getenv("TAPEWIRE_LONG") == "1" {
 		seeds, ops = 30, 10000
 	}
