@@ -162,7 +162,10 @@
 // Keys hash (FNV-1a 64) to a slot and probe linearly; a key, once inserted,
 // never moves or changes. One writer (holding LockWriter) updates a slot
 // under its seqlock and never waits for readers; readers copy the value out
-// and retry if the sequence changed, up to a bound (then ErrContended).
+// and retry if the sequence changed, up to a bound (then ErrContended). A
+// writer that attaches after one died mid-update finds that slot's sequence
+// odd: it stores value length 0xFFFFFFFF ("lost") and closes the sequence,
+// so readers get ErrNotFound, never torn bytes, until the key is rewritten.
 //
 // # Concurrency
 //

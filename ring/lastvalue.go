@@ -28,7 +28,8 @@ const (
 	lvSlotValueLen     = 8
 	lvSlotKeyLen       = 12
 	lvSlotKey          = 16
-	maxLastValueReads  = 1 << 16 // seqlock retries before ErrContended
+	maxLastValueReads  = 1 << 16    // seqlock retries before ErrContended
+	lvValueLost        = ^uint32(0) // value length of a slot whose writer died mid-update
 	kpLVSlots          = 0
 	kpLVMaxKey         = 4
 	kpLVMaxValue       = 8
@@ -212,10 +213,12 @@ func attachLastValueWriter(seg *shm.Segment, topic string) (*LastValueWriter, er
 		if kl := atomic.LoadUint32(lv.slotKeyLen(i)); kl != 0 && kl <= MaxKeyBytes {
 			w.index[string(lv.slotKey(i)[:kl])] = i
 		}
-		// A writer that died inside an update left the seqlock odd: close it
-		// so readers are not locked out (the value may be torn; the next Put
-		// of that key repairs it).
+		// A writer that died inside an update left the seqlock odd and the
+		// value possibly torn: mark the value lost and close the sequence,
+		// so readers get ErrNotFound instead of spinning, and never the torn
+		// bytes. The next Put of the key stores a whole value again.
 		if seq := lv.slotSeq(i); atomic.LoadUint64(seq)&1 != 0 {
+			atomic.StoreUint32(lv.slotValueLen(i), lvValueLost)
 			atomic.AddUint64(seq, 1)
 		}
 	}
@@ -347,7 +350,11 @@ func (r *LastValueReader) GetSlot(i int, dst []byte) (int, uint64, error) {
 		if v == 0 {
 			return 0, 0, fmt.Errorf("last-value topic %s slot %d: %w (no value yet)", lv.topic, i, ErrNotFound)
 		}
-		n := int(atomic.LoadUint32(lv.slotValueLen(i)))
+		n32 := atomic.LoadUint32(lv.slotValueLen(i))
+		if n32 == lvValueLost && sl.ReadValid(v) {
+			return 0, v / 2, fmt.Errorf("last-value topic %s slot %d: %w (its writer died while updating it; the next update restores it)", lv.topic, i, ErrNotFound)
+		}
+		n := int(n32)
 		if n > len(value) {
 			continue // torn length: the seqlock check below would fail too
 		}

@@ -136,3 +136,44 @@ func TestLastValueReadersNeverSeeTornValues(t *testing.T) {
 		t.Fatal("no successful reads")
 	}
 }
+
+// A writer that dies inside an update leaves the slot's seqlock odd: readers
+// cannot finish a read (ErrContended, never a torn value); the next writer
+// to attach marks the value lost (ErrNotFound, still never the torn bytes)
+// until it rewrites the key.
+func TestLastValueWriterDeathMidUpdate(t *testing.T) {
+	o := testOptions(t)
+	w, err := CreateLastValue(o, "d", LastValueConfig{Slots: 4, MaxValueBytes: 64})
+	if err != nil {
+		t.Fatal(err)
+	}
+	w.Put("k", []byte("before"))
+	slot := w.index["k"]
+	atomic.AddUint64(w.lv.slotSeq(slot), 1) // the dying writer's WriteBegin
+	copy(w.lv.slotValue(slot), "torn!!")
+	w.Close()
+	r, err := OpenLastValue(o, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	buf := make([]byte, 64)
+	if _, _, err := r.Get("k", buf); !errors.Is(err, ErrContended) {
+		t.Fatalf("read of a slot left mid-update: %v, want ErrContended", err)
+	}
+	w2, err := OpenLastValueWriter(o, "d")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w2.Close()
+	if _, _, err := r.Get("k", buf); !errors.Is(err, ErrNotFound) {
+		t.Fatalf("after a new writer attached, the torn value must read as lost: %v", err)
+	}
+	if v, err := w2.Put("k", []byte("after")); err != nil || v != 3 {
+		t.Fatalf("put after repair: version %d, %v", v, err)
+	}
+	n, _, err := r.Get("k", buf)
+	if err != nil || string(buf[:n]) != "after" {
+		t.Fatalf("read after repair: %q %v", buf[:n], err)
+	}
+}
