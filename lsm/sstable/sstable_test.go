@@ -348,3 +348,49 @@ func TestBlockSizePerKey(t *testing.T) {
 		}
 	}
 }
+
+// TestFindBlockMatchesPlainSearch checks the fence-accelerated index search
+// against a plain binary search over the separators, for key sets sharing
+// long prefixes, keys shorter than the shared prefix, and probes outside it.
+func TestFindBlockMatchesPlainSearch(t *testing.T) {
+	rng := rand.New(rand.NewPCG(21, 22))
+	prefixes := []string{"", "e/", "e/0001/", "e/0001/0000000", "s/order/"}
+	for _, prefix := range prefixes {
+		var es []entry
+		seen := map[string]bool{}
+		for len(es) < 3000 {
+			k := prefix + fmt.Sprintf("%x", rng.Uint64()>>uint(rng.IntN(60)))
+			if rng.IntN(10) == 0 {
+				k = k[:rng.IntN(len(k)+1)]
+			}
+			if seen[k] {
+				continue
+			}
+			seen[k] = true
+			es = append(es, entry{base.AppendInternalKey(nil, []byte(k), 5, base.KindSet), []byte("v")})
+		}
+		sort.Slice(es, func(i, j int) bool { return base.CompareInternal(es[i].ikey, es[j].ikey) < 0 })
+		r, err := Open(build(t, es, 1, WriterOptions{BlockSizeBytes: 64, RestartInterval: 1}), 1, "t.sst", nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for q := 0; q < 5000; q++ {
+			var probe []byte
+			switch rng.IntN(4) {
+			case 0:
+				probe = base.UserKey(es[rng.IntN(len(es))].ikey)
+			case 1:
+				probe = []byte(prefix[:rng.IntN(len(prefix)+1)])
+			case 2:
+				probe = []byte(fmt.Sprintf("%s%x", prefix, rng.Uint64()>>uint(rng.IntN(64))))
+			default:
+				probe = []byte(fmt.Sprintf("%x", rng.Uint64()))
+			}
+			tr := base.MakeTrailer(base.SeqNum(rng.IntN(10)), base.KindMax)
+			want := sort.Search(len(r.index), func(i int) bool { return base.CompareSearch(r.index[i].sep, probe, tr) >= 0 })
+			if got := r.findBlock(probe, tr); got != want {
+				t.Fatalf("prefix %q, probe %q: findBlock = %d, plain search = %d", prefix, probe, got, want)
+			}
+		}
+	}
+}
