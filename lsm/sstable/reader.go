@@ -229,9 +229,8 @@ func (r *Reader) findBlock(ukey []byte, trailer uint64) int {
 		for hi < len(r.fences) && r.fences[hi] == f {
 			hi++
 		}
-		if hi < len(r.index) {
-			hi++ // the answer may be the first block past the equal fences
-		}
+		// Separators before lo are below the key and those from hi on above
+		// it; the search below returns hi when all of [lo, hi) are below.
 	}
 	for lo < hi {
 		m := int(uint(lo+hi) >> 1)
