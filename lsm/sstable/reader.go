@@ -109,6 +109,21 @@ func (r *Reader) buildFences() {
 	}
 }
 
+// fenceLowerBound returns the first index whose fence is >= f, or
+// len(fences). Hot path.
+func fenceLowerBound(fences []uint64, f uint64) int {
+	lo, hi := 0, len(fences)
+	for lo < hi {
+		m := int(uint(lo+hi) >> 1)
+		if fences[m] < f {
+			lo = m + 1
+		} else {
+			hi = m
+		}
+	}
+	return lo
+}
+
 // fence is the first 8 bytes of b, zero-padded, as a big-endian integer:
 // fence(a) < fence(b) implies a < b bytewise.
 func fence(b []byte) uint64 {
@@ -216,18 +231,10 @@ func (r *Reader) findBlock(ukey []byte, trailer uint64) int {
 			return len(r.index)
 		}
 		f := fence(ukey[len(p):])
-		for a, b := 0, len(r.fences); a < b; {
-			m := int(uint(a+b) >> 1)
-			if r.fences[m] < f {
-				a = m + 1
-			} else {
-				b = m
-			}
-			lo = a
-		}
-		hi = lo
-		for hi < len(r.fences) && r.fences[hi] == f {
-			hi++
+		lo = fenceLowerBound(r.fences, f)
+		hi = lo + fenceLowerBound(r.fences[lo:], f+1)
+		if f == ^uint64(0) {
+			hi = len(r.fences) // f+1 wrapped: every fence from lo on equals f
 		}
 		// Separators before lo are below the key and those from hi on above
 		// it; the search below returns hi when all of [lo, hi) are below.

@@ -360,6 +360,12 @@ func TestFindBlockMatchesPlainSearch(t *testing.T) {
 		seen := map[string]bool{}
 		for len(es) < 3000 {
 			k := prefix + fmt.Sprintf("%x", rng.Uint64()>>uint(rng.IntN(60)))
+			switch rng.IntN(6) {
+			case 0: // long shared segments past the common prefix: equal fences
+				k = fmt.Sprintf("%saccount/%06d", prefix, rng.IntN(100000))
+			case 1:
+				k = prefix + "\xff\xff\xff\xff\xff\xff\xff\xff" + fmt.Sprint(rng.IntN(1000))
+			}
 			if rng.IntN(10) == 0 {
 				k = k[:rng.IntN(len(k)+1)]
 			}
@@ -376,7 +382,9 @@ func TestFindBlockMatchesPlainSearch(t *testing.T) {
 		}
 		for q := 0; q < 5000; q++ {
 			var probe []byte
-			switch rng.IntN(4) {
+			switch rng.IntN(5) {
+			case 4:
+				probe = []byte(prefix + "\xff\xff\xff\xff\xff\xff\xff\xff\xff")
 			case 0:
 				probe = base.UserKey(es[rng.IntN(len(es))].ikey)
 			case 1:
