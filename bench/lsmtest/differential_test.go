@@ -111,11 +111,13 @@ func (h *harness) close() {
 
 func (h *harness) key() []byte {
 	k := fmt.Sprintf("k%04d", h.rng.IntN(h.keySpace))
-	switch h.rng.IntN(8) {
-	case 0:
+	switch h.rng.IntN(40) {
+	case 0, 1, 2, 3, 4:
 		k += "/x"
-	case 1:
+	case 5, 6, 7, 8, 9:
 		k = k[:3]
+	case 10:
+		k = "" // the empty key is a key like any other
 	}
 	return []byte(k)
 }
