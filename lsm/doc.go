@@ -67,6 +67,11 @@
 //
 // # Tables, versions and files
 //
+// Tables are written uncompressed so that reads return views into the
+// mapping. Data blocks are BlockSizeBytes (4 KiB) by default; BlockSizeFor
+// chooses per block from its first key, e.g. 32 KiB for the scanned event
+// log and 4 KiB for point-read state in the same table.
+//
 // A flush writes one L0 table, syncs it and the directory, then appends a
 // version edit to the manifest and syncs it; only then is the new version
 // installed. Compactions do the same for their outputs. A table file is
