@@ -218,3 +218,41 @@ func TestMemtableArenaRecycledOnlyWhenUnreferenced(t *testing.T) {
 		}
 	}
 }
+
+// TestEmptyKeyAndBounds: the empty key is stored like any other; an empty
+// (non-nil) upper bound admits nothing, an empty lower bound everything.
+func TestEmptyKeyAndBounds(t *testing.T) {
+	d := mustOpen(t, "/db", crashOptions(vfs.NewCrashFS(1), Standalone))
+	defer d.Close()
+	for _, k := range []string{"", "a", "b"} {
+		if err := d.Set([]byte(k), []byte("v"+k), NoSync); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if v, ok := get(t, d, ""); !ok || v != "v" {
+		t.Fatalf("empty key: %q %v", v, ok)
+	}
+	count := func(it *Iterator) int {
+		n := 0
+		for ok := it.First(); ok; ok = it.Next() {
+			n++
+		}
+		it.Close()
+		return n
+	}
+	if n := count(d.NewIter(&IterOptions{UpperBound: []byte{}})); n != 0 {
+		t.Fatalf("empty upper bound admitted %d keys", n)
+	}
+	if n := count(d.NewIter(&IterOptions{LowerBound: []byte{}})); n != 3 {
+		t.Fatalf("empty lower bound admitted %d keys, want 3", n)
+	}
+	it := d.NewIter(nil)
+	it.SetBounds(nil, []byte{})
+	if it.First() {
+		t.Fatal("SetBounds with an empty upper bound still yields keys")
+	}
+	it.SetBounds([]byte{}, []byte("b"))
+	if n := count(it); n != 2 {
+		t.Fatalf("[\"\", b) holds %d keys, want 2", n)
+	}
+}

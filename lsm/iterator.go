@@ -93,13 +93,9 @@ func (d *DB) newIterAt(o *IterOptions, seqLimit base.SeqNum) *Iterator {
 	a.merging.reset(children)
 	it := &a.it
 	*it = Iterator{rs: rs, seqLimit: seqLimit, iter: &a.merging, alloc: a, key: it.key[:0], valueBuf: it.valueBuf[:0]}
-	if o != nil && o.LowerBound != nil {
-		a.lower = append(a.lower[:0], o.LowerBound...)
-		it.lower = a.lower
-	}
-	if o != nil && o.UpperBound != nil {
-		a.upper = append(a.upper[:0], o.UpperBound...)
-		it.upper = a.upper
+	if o != nil {
+		it.lower = copyBound(&a.lower, o.LowerBound)
+		it.upper = copyBound(&a.upper, o.UpperBound)
 	}
 	return it
 }
@@ -354,15 +350,23 @@ func (it *Iterator) checkClosed() bool {
 
 // SetBounds changes the bounds and unpositions the iterator.
 func (it *Iterator) SetBounds(lower, upper []byte) {
-	it.lower = append(it.lower[:0:0], lower...)
-	if lower == nil {
-		it.lower = nil
-	}
-	it.upper = append(it.upper[:0:0], upper...)
-	if upper == nil {
-		it.upper = nil
-	}
+	var lowerBuf, upperBuf []byte
+	it.lower = copyBound(&lowerBuf, lower)
+	it.upper = copyBound(&upperBuf, upper)
 	it.pos = posInvalid
+}
+
+// copyBound copies bound into *buf and returns the copy: nil for no bound,
+// and a non-nil slice for an empty one (an empty upper bound admits no key).
+func copyBound(buf *[]byte, bound []byte) []byte {
+	if bound == nil {
+		return nil
+	}
+	*buf = append((*buf)[:0], bound...)
+	if *buf == nil {
+		*buf = []byte{}
+	}
+	return *buf
 }
 
 // Close releases the iterator's read state. The iterator must not be used

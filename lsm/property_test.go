@@ -36,7 +36,7 @@ func TestPropertyMatchesMapModel(t *testing.T) {
 		defer func() { d.Close() }()
 		model := map[string]string{}
 		var snaps []modelSnapshot
-		keyGen := rapid.StringMatching(`[a-d]{1,3}`)
+		keyGen := rapid.StringMatching(`[a-d]{0,3}`) // the empty key included
 		valGen := rapid.StringMatching(`[a-z]{0,12}`)
 		check := func(label string, got []byte, err error, want string, wantOK bool) {
 			if errors.Is(err, ErrNotFound) {

@@ -141,16 +141,6 @@ func (h *harness) key() []byte {
 	return []byte(k)
 }
 
-// dataKey is key() or, now and then, the empty key — a key like any other.
-// Only writes and gets use it: Pebble's race-build invariants index the
-// first byte of a seek key, so the empty key is never a seek target or bound.
-func (h *harness) dataKey() []byte {
-	if h.rng.IntN(40) == 0 {
-		return []byte{}
-	}
-	return h.key()
-}
-
 func (h *harness) value() []byte {
 	n := h.rng.IntN(40)
 	if h.rng.IntN(20) == 0 {
@@ -172,7 +162,7 @@ func (h *harness) write() {
 		n = 2 + h.rng.IntN(20)
 	}
 	for i := 0; i < n; i++ {
-		k := h.dataKey()
+		k := h.key()
 		if h.rng.IntN(4) == 0 {
 			ob.Delete(k)
 			_ = pb.Delete(k, nil)
@@ -208,7 +198,7 @@ type getter interface {
 }
 
 func (h *harness) get() {
-	k := h.dataKey()
+	k := h.key()
 	var og interface {
 		Get([]byte) ([]byte, io.Closer, error)
 	} = h.ours
