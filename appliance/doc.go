@@ -45,8 +45,9 @@
 // positions is still in the ring for the next start. ring has no way for a
 // reliable subscriber to read ahead of its gating position, so the
 // committer reads with a separate observer (which the gate protects from
-// being lapped); see the report of issue 6 for the API that would merge the
-// two.
+// being lapped, at the price of a copy per frame); a reliable subscription
+// that releases space explicitly (a Release(position) call) would merge the
+// two and read frames in place.
 //
 // # Key spaces (keys.go)
 //
