@@ -30,7 +30,6 @@ import (
 	"flag"
 	"fmt"
 	"os"
-	"path/filepath"
 	"time"
 
 	"github.com/tapewire/tapewire/bench/internal/harness"
@@ -62,9 +61,7 @@ func main() {
 		fmt.Fprintln(os.Stderr, "e2ebench:", err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(root)
 	env := &env{root: root, quick: b.Quick()}
-	defer env.cleanupShm()
 
 	d := b.Duration(4*time.Second, time.Second)
 	if b.Wants("publish-durable-1k") {
@@ -112,6 +109,9 @@ func main() {
 			harness.Contender{System: "baseline-storage-idle", Run: func(int) (harness.Result, error) { return env.roundTrip(false, d) }},
 		)
 	}
+	// Finish exits the process: clean up first.
+	os.RemoveAll(root)
+	env.cleanupShm()
 	b.Finish()
 }
 
@@ -133,4 +133,3 @@ func freshDir(root, name string) (string, error) {
 	return os.MkdirTemp(root, name+"-")
 }
 
-var _ = filepath.Join
