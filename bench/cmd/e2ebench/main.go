@@ -132,4 +132,3 @@ func benchDir(dir string) (string, error) {
 func freshDir(root, name string) (string, error) {
 	return os.MkdirTemp(root, name+"-")
 }
-
