@@ -70,17 +70,34 @@
 // Appenders copy their records into the filling group (one aligned buffer,
 // under the log's mutex, LSNs assigned in order). A group is sealed into a
 // frame — its offset fixed, the durable-through promise taken — when one of
-// MaxInFlightFrames pipeline slots is free and either nothing is in flight
-// or the group holds PipelineFillBytes (every frame costs at least one 4 KiB
-// write, so small frames in parallel would spend the device's write rate on
-// padding). A synchronous caller that finds a free slot writes its frame
-// itself; otherwise one of MaxInFlightFrames flusher goroutines does. Each
-// frame is one pwrite with O_DIRECT|O_DSYNC from the aligned buffer, to its
-// own offset; up to MaxInFlightFrames run at once. Completions are
-// acknowledged strictly in LSN order: the durable LSN advances over a frame
-// only when every earlier frame has completed, then waiters at or below it
-// are woken, Notify is called, and DurableLSN (one atomic load) moves.
-// Nothing on this path sleeps on a timer.
+// MaxInFlightFrames pipeline slots is free and one of these holds:
+//
+//   - nothing is in flight;
+//   - the group holds PipelineFillBytes (every frame costs at least one
+//     4 KiB write, so small frames in parallel would spend the device's
+//     write rate on padding);
+//   - its cohort is complete: every appender the last two acknowledgements
+//     woke has appended again since (closed-loop writers come back within
+//     microseconds of their wake-up; waiting longer would only delay them
+//     by a whole write, and no later arrival is expected). At most one
+//     group per acknowledgement is sealed this way, so frames do not split
+//     into ever smaller ones: the number in flight settles at the number
+//     of cohorts the writers form (measured with 124-byte records: 16
+//     synchronous writers went from 1 frame in flight to 1.85 on average,
+//     64 from 1.9 to 2.2);
+//   - an appender is waiting because its records do not fit in the group.
+//
+// A synchronous caller that finds the group ready writes its frame itself;
+// otherwise one of MaxInFlightFrames flusher goroutines does, woken only
+// when a group is ready (never to find nothing to do). Each frame is one
+// pwrite with O_DIRECT|O_DSYNC from the aligned buffer, to its own offset;
+// up to MaxInFlightFrames run at once. Completions are acknowledged
+// strictly in LSN order: the durable LSN advances over a frame only when
+// every earlier frame has completed, then Notify is called and DurableLSN
+// (one atomic load) moves, all under the mutex; the waiters at or below the
+// new durable LSN are then taken off the ring and woken after the mutex is
+// released, so they do not queue on it. Nothing on this path sleeps on a
+// timer.
 //
 // # Invariants
 //

@@ -113,6 +113,13 @@ type Log struct {
 	nextID   uint64     // id the preparer creates next
 	recycle  []string   // paths of segments kept for reuse
 
+	// Group formation (see readyLocked): how many of the waiters woken by
+	// the last two acknowledgements have not appended again yet, and
+	// whether the group they are filling may be sealed once they all have.
+	returningCur, returningPrev int
+	gatherArmed                 bool
+	spaceWaiters                int // appenders waiting for room in the filling group
+
 	waiters     []waiterEntry // ring, LSN order
 	waiterHead  int
 	waiterLen   int
@@ -447,8 +454,12 @@ func (l *Log) enqueue(records []Record, w *waiter) (LSN, error) {
 		if l.filling.n+size <= l.opts.MaxGroupBytes {
 			break
 		}
-		l.flushCond.Signal()
+		l.spaceWaiters++
+		if l.readyLocked() {
+			l.flushCond.Signal()
+		}
 		l.spaceCond.Wait()
+		l.spaceWaiters--
 	}
 	if w != nil && l.waiterLen == len(l.waiters) {
 		n := l.waiterLen
@@ -466,13 +477,22 @@ func (l *Log) enqueue(records []Record, w *waiter) (LSN, error) {
 	}
 	g.count += uint32(len(records))
 	last := l.nextLSN - 1
-	if w == nil {
-		l.flushCond.Signal()
+	// One more of the woken appenders is back (the oldest cohort first).
+	if l.returningPrev > 0 {
+		l.returningPrev--
+	} else if l.returningCur > 0 {
+		l.returningCur--
+	}
+	if w != nil {
+		_ = l.addWaiterLocked(last, w) // room checked above
+	}
+	if !l.readyLocked() {
+		// Whoever makes the group ready (a completion, a later append)
+		// seals it: no flusher is woken for nothing.
 		l.mu.Unlock()
 		return last, nil
 	}
-	_ = l.addWaiterLocked(last, w) // room checked above
-	if !l.readyLocked() {
+	if w == nil {
 		l.flushCond.Signal()
 		l.mu.Unlock()
 		return last, nil
@@ -485,8 +505,57 @@ func (l *Log) enqueue(records []Record, w *waiter) (LSN, error) {
 	err := l.writeFrame(f)
 	l.mu.Lock()
 	l.completeLocked(f, err)
-	l.mu.Unlock()
+	if l.readyLocked() {
+		l.flushCond.Signal()
+	}
+	l.wakeAndUnlock()
 	return last, nil
+}
+
+// wakeBatchSize bounds the waiters taken from the ring per lock hold.
+const wakeBatchSize = 64
+
+// wakeAndUnlock wakes the waiters whose LSNs are durable and returns with
+// l.mu released. The channel sends happen outside the lock, so woken
+// appenders do not queue on the mutex their waker holds. Commit path: no
+// allocation (the batch lives on the stack).
+func (l *Log) wakeAndUnlock() {
+	for {
+		var batch [wakeBatchSize]*waiter
+		n := l.popDurableWaitersLocked(batch[:])
+		l.mu.Unlock()
+		for _, w := range batch[:n] {
+			w.ch <- nil
+		}
+		if n < wakeBatchSize {
+			return
+		}
+		l.mu.Lock()
+	}
+}
+
+// popDurableWaitersLocked moves up to len(dst) waiters at or below the
+// durable LSN from the ring into dst (in LSN order) and returns how many.
+func (l *Log) popDurableWaitersLocked(dst []*waiter) int {
+	durable := LSN(l.durable.Load())
+	n := 0
+	for n < len(dst) && l.waiterLen > 0 {
+		e := &l.waiters[l.waiterHead]
+		if e.lsn > durable {
+			break
+		}
+		dst[n] = e.w
+		n++
+		*e = waiterEntry{}
+		l.waiterHead = (l.waiterHead + 1) % len(l.waiters)
+		l.waiterLen--
+	}
+	return n
+}
+
+// durableWaitersLocked reports whether some waiter's LSN is durable.
+func (l *Log) durableWaitersLocked() bool {
+	return l.waiterLen > 0 && l.waiters[l.waiterHead].lsn <= LSN(l.durable.Load())
 }
 
 // needsRotationLocked reports whether g does not fit in the active segment.
@@ -517,9 +586,11 @@ func (l *Log) readyLocked() bool {
 		}
 		g.close = true
 	}
-	if len(l.inflight) > 0 && g.n < l.opts.PipelineFillBytes && !g.close {
-		// Frames are in flight: a small group waits for more records or for
-		// the pipeline to drain, since every frame costs a whole block write.
+	if len(l.inflight) > 0 && g.n < l.opts.PipelineFillBytes && !g.close && l.spaceWaiters == 0 &&
+		!(l.gatherArmed && l.returningCur+l.returningPrev == 0) {
+		// Frames are in flight: a small group waits for more records, for
+		// the appenders the last acknowledgement woke, or for the pipeline
+		// to drain, since every frame costs a whole block write.
 		return false
 	}
 	if l.needsRotationLocked(g) && len(l.spares) == 0 {
@@ -547,6 +618,10 @@ func (l *Log) flushLoop() {
 		err := l.writeFrame(g)
 		l.mu.Lock()
 		l.completeLocked(g, err)
+		if l.durableWaitersLocked() {
+			l.wakeAndUnlock()
+			l.mu.Lock()
+		}
 	}
 }
 
@@ -600,6 +675,9 @@ func (l *Log) sealLocked() *group {
 	g.seg = l.active
 	g.seg.inflight++
 	g.promise = LSN(l.durable.Load())
+	if l.returningCur+l.returningPrev == 0 {
+		l.gatherArmed = false // the cohort is in: wait for the next acknowledgement
+	}
 	l.inflight = append(l.inflight, g)
 	l.stats.Frames++
 	l.stats.Records += int64(g.count)
@@ -637,22 +715,29 @@ func (l *Log) completeLocked(g *group, err error) {
 		l.free = append(l.free, h)
 	}
 	if advanced {
+		prev := LSN(l.durable.Load())
 		l.durable.Store(uint64(durable))
-		for l.waiterLen > 0 {
-			e := &l.waiters[l.waiterHead]
+		// The waiters this acknowledgement releases (woken by the caller,
+		// outside the lock) form the cohort whose next appends the filling
+		// group may wait for.
+		woken := 0
+		for i := 0; i < l.waiterLen; i++ {
+			e := &l.waiters[(l.waiterHead+i)%len(l.waiters)]
 			if e.lsn > durable {
 				break
 			}
-			e.w.ch <- nil
-			*e = waiterEntry{}
-			l.waiterHead = (l.waiterHead + 1) % len(l.waiters)
-			l.waiterLen--
+			if e.lsn > prev {
+				woken++
+			}
+		}
+		if woken > 0 {
+			l.returningPrev, l.returningCur = l.returningCur, woken
+			l.gatherArmed = true
 		}
 		if l.opts.Notify != nil {
 			l.opts.Notify(durable, nil)
 		}
 	}
-	l.flushCond.Signal()
 	l.spaceCond.Broadcast()
 }
 
