@@ -36,7 +36,6 @@ func main() {
 		fmt.Fprintln(os.Stderr, "walbench:", err)
 		os.Exit(1)
 	}
-	defer os.RemoveAll(root)
 
 	d := b.Duration(3*time.Second, 500*time.Millisecond)
 	for _, writers := range []int{1, 16, 64} {
@@ -68,6 +67,11 @@ func main() {
 				harness.Contender{System: "floor-odirect-read", Run: func(int) (harness.Result, error) { return rp.floor() }},
 			)
 		}
+	}
+	// Finish exits the process, so deferred calls would not run: remove the
+	// segments, Pebble stores and floor files (gigabytes in a full run) first.
+	if err := os.RemoveAll(root); err != nil {
+		fmt.Fprintln(os.Stderr, "walbench: remove", root+":", err)
 	}
 	b.Finish()
 }
