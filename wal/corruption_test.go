@@ -147,88 +147,96 @@ func checkVerdict(t *testing.T, files map[string][]byte, want Verdict, what stri
 }
 
 func TestCorruptionSweepBitFlips(t *testing.T) {
-	files := pristineLog(t)
-	us := units(t, files)
-	for _, name := range sortedNames(files) {
-		for sector := int64(0); sector < int64(len(files[name])); sector += vfs.SectorSize {
-			pos := sector + (sector*7919)%vfs.SectorSize
-			d := copyFiles(files)
-			d[name][pos] ^= 1 << (pos % 8)
-			want := expect(us, name, func(s, e int64) bool { return pos >= s && pos < e })
-			checkVerdict(t, d, want, fmt.Sprintf("bit flip in %s at %d", name, pos))
+	forGeometries(t, []string{"default", "ring"}, func(t *testing.T) {
+		files := pristineLog(t)
+		us := units(t, files)
+		for _, name := range sortedNames(files) {
+			for sector := int64(0); sector < int64(len(files[name])); sector += vfs.SectorSize {
+				pos := sector + (sector*7919)%vfs.SectorSize
+				d := copyFiles(files)
+				d[name][pos] ^= 1 << (pos % 8)
+				want := expect(us, name, func(s, e int64) bool { return pos >= s && pos < e })
+				checkVerdict(t, d, want, fmt.Sprintf("bit flip in %s at %d", name, pos))
+			}
 		}
-	}
+	})
 }
 
 func TestCorruptionSweepZeroedSectors(t *testing.T) {
-	files := pristineLog(t)
-	us := units(t, files)
-	for _, name := range sortedNames(files) {
-		orig := files[name]
-		for sector := int64(0); sector < int64(len(orig)); sector += vfs.SectorSize {
-			d := copyFiles(files)
-			clear(d[name][sector : sector+vfs.SectorSize])
-			want := expect(us, name, func(s, e int64) bool {
-				lo, hi := max(s, sector), min(e, sector+vfs.SectorSize)
-				return lo < hi && !isZero(orig[lo:hi])
-			})
-			checkVerdict(t, d, want, fmt.Sprintf("zeroed sector %s at %d", name, sector))
+	forGeometries(t, []string{"default", "ring"}, func(t *testing.T) {
+		files := pristineLog(t)
+		us := units(t, files)
+		for _, name := range sortedNames(files) {
+			orig := files[name]
+			for sector := int64(0); sector < int64(len(orig)); sector += vfs.SectorSize {
+				d := copyFiles(files)
+				clear(d[name][sector : sector+vfs.SectorSize])
+				want := expect(us, name, func(s, e int64) bool {
+					lo, hi := max(s, sector), min(e, sector+vfs.SectorSize)
+					return lo < hi && !isZero(orig[lo:hi])
+				})
+				checkVerdict(t, d, want, fmt.Sprintf("zeroed sector %s at %d", name, sector))
+			}
 		}
-	}
+	})
 }
 
 func TestCorruptionSweepTruncation(t *testing.T) {
-	files := pristineLog(t)
-	us := units(t, files)
-	for _, name := range sortedNames(files) {
-		holds := false
-		for _, u := range us {
-			holds = holds || u.file == name
+	forGeometries(t, []string{"default", "ring"}, func(t *testing.T) {
+		files := pristineLog(t)
+		us := units(t, files)
+		for _, name := range sortedNames(files) {
+			holds := false
+			for _, u := range us {
+				holds = holds || u.file == name
+			}
+			if !holds {
+				continue // a prepared spare: holds no log data
+			}
+			for size := int64(0); size < int64(len(files[name])); size += vfs.SectorSize {
+				d := copyFiles(files)
+				d[name] = d[name][:size]
+				checkVerdict(t, d, Corrupt, fmt.Sprintf("%s truncated to %d", name, size))
+			}
 		}
-		if !holds {
-			continue // a prepared spare: holds no log data
-		}
-		for size := int64(0); size < int64(len(files[name])); size += vfs.SectorSize {
-			d := copyFiles(files)
-			d[name] = d[name][:size]
-			checkVerdict(t, d, Corrupt, fmt.Sprintf("%s truncated to %d", name, size))
-		}
-	}
+	})
 }
 
 func TestCorruptionSweepSwappedFrames(t *testing.T) {
-	files := pristineLog(t)
-	us := units(t, files)
-	var frames []unit
-	for _, u := range us {
-		if u.start >= SegmentHeaderSize {
-			frames = append(frames, u)
+	forGeometries(t, []string{"default", "ring"}, func(t *testing.T) {
+		files := pristineLog(t)
+		us := units(t, files)
+		var frames []unit
+		for _, u := range us {
+			if u.start >= SegmentHeaderSize {
+				frames = append(frames, u)
+			}
 		}
-	}
-	swaps := 0
-	for i := 0; i < len(frames); i += 3 {
-		for j := i + 1; j < len(frames); j += 5 {
-			a, b := frames[i], frames[j]
-			if a.file == b.file {
-				continue
+		swaps := 0
+		for i := 0; i < len(frames); i += 3 {
+			for j := i + 1; j < len(frames); j += 5 {
+				a, b := frames[i], frames[j]
+				if a.file == b.file {
+					continue
+				}
+				span := alignBlock(max(a.end-a.start, b.end-b.start))
+				d := copyFiles(files)
+				if a.start+span > int64(len(d[a.file])) || b.start+span > int64(len(d[b.file])) {
+					continue
+				}
+				tmp := append([]byte(nil), d[a.file][a.start:a.start+span]...)
+				copy(d[a.file][a.start:], d[b.file][b.start:b.start+span])
+				copy(d[b.file][b.start:], tmp)
+				want := TornTail
+				if a.records || b.records {
+					want = Corrupt
+				}
+				checkVerdict(t, d, want, fmt.Sprintf("frames swapped: %s@%d <-> %s@%d", a.file, a.start, b.file, b.start))
+				swaps++
 			}
-			span := alignBlock(max(a.end-a.start, b.end-b.start))
-			d := copyFiles(files)
-			if a.start+span > int64(len(d[a.file])) || b.start+span > int64(len(d[b.file])) {
-				continue
-			}
-			tmp := append([]byte(nil), d[a.file][a.start:a.start+span]...)
-			copy(d[a.file][a.start:], d[b.file][b.start:b.start+span])
-			copy(d[b.file][b.start:], tmp)
-			want := TornTail
-			if a.records || b.records {
-				want = Corrupt
-			}
-			checkVerdict(t, d, want, fmt.Sprintf("frames swapped: %s@%d <-> %s@%d", a.file, a.start, b.file, b.start))
-			swaps++
 		}
-	}
-	if swaps < 10 {
-		t.Fatalf("only %d swaps exercised", swaps)
-	}
+		if swaps < 10 {
+			t.Fatalf("only %d swaps exercised", swaps)
+		}
+	})
 }

@@ -140,58 +140,62 @@ func crashOptions(fs vfs.FS) Options {
 // the whole run (Open, appends, rotations, truncation, Close), and checks
 // recovery each time.
 func TestCrashAtEveryKthOp(t *testing.T) {
-	wl := workload{writers: 4, perWriter: 40, batch: 3, truncate: true}
-	// Count the operations of an uncrashed run.
-	probe := vfs.NewCrashFS(0)
-	l, err := Open("/wal", crashOptions(probe))
-	if err != nil {
-		t.Fatal(err)
-	}
-	wl.run(l)
-	if err := l.Close(); err != nil {
-		t.Fatal(err)
-	}
-	total := probe.Ops()
-	runs := int64(60)
-	if long() {
-		runs = total
-	}
-	step := max(1, total/runs)
-	t.Logf("%d operations per run, crashing every %d", total, step)
-	for k := int64(0); k <= total+step; k += step {
-		fs := vfs.NewCrashFS(uint64(k))
-		fs.CrashAtOp(k)
-		var acks = &ackLog{acked: map[LSN][]byte{}}
-		var truncated LSN
-		if l, err := Open("/wal", crashOptions(fs)); err == nil {
-			acks, truncated = wl.run(l)
-			l.Close()
+	forGeometries(t, []string{"default", "ring", "direct"}, func(t *testing.T) {
+		wl := workload{writers: 4, perWriter: 40, batch: 3, truncate: true}
+		// Count the operations of an uncrashed run.
+		probe := vfs.NewCrashFS(0)
+		l, err := Open("/wal", crashOptions(probe))
+		if err != nil {
+			t.Fatal(err)
 		}
-		fs.Crash()
-		checkRecovered(t, fs.Image(), crashOptions(nil), acks, truncated, wl.writers, "crash at op "+itoa(k))
-	}
+		wl.run(l)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+		total := probe.Ops()
+		runs := int64(60)
+		if long() {
+			runs = total
+		}
+		step := max(1, total/runs)
+		t.Logf("%d operations per run, crashing every %d", total, step)
+		for k := int64(0); k <= total+step; k += step {
+			fs := vfs.NewCrashFS(uint64(k))
+			fs.CrashAtOp(k)
+			var acks = &ackLog{acked: map[LSN][]byte{}}
+			var truncated LSN
+			if l, err := Open("/wal", crashOptions(fs)); err == nil {
+				acks, truncated = wl.run(l)
+				l.Close()
+			}
+			fs.Crash()
+			checkRecovered(t, fs.Image(), crashOptions(nil), acks, truncated, wl.writers, "crash at op "+itoa(k))
+		}
+	})
 }
 
 // TestCrashTwice crashes during the recovery of a crashed log.
 func TestCrashTwice(t *testing.T) {
-	wl := workload{writers: 3, perWriter: 30, batch: 2}
-	for seed := range uint64(12) {
-		fs := vfs.NewCrashFS(seed)
-		fs.CrashAtOp(200 + int64(seed)*37)
-		acks := &ackLog{acked: map[LSN][]byte{}}
-		if l, err := Open("/wal", crashOptions(fs)); err == nil {
-			acks, _ = wl.run(l)
-			l.Close()
+	forGeometries(t, []string{"default", "ring", "direct"}, func(t *testing.T) {
+		wl := workload{writers: 3, perWriter: 30, batch: 2}
+		for seed := range uint64(12) {
+			fs := vfs.NewCrashFS(seed)
+			fs.CrashAtOp(200 + int64(seed)*37)
+			acks := &ackLog{acked: map[LSN][]byte{}}
+			if l, err := Open("/wal", crashOptions(fs)); err == nil {
+				acks, _ = wl.run(l)
+				l.Close()
+			}
+			fs.Crash()
+			img := fs.Image()
+			img.CrashAtOp(img.Ops() + 3 + int64(seed)) // crash again inside recovery or just after
+			if l, err := Open("/wal", crashOptions(img)); err == nil {
+				l.Close()
+			}
+			img.Crash()
+			checkRecovered(t, img.Image(), crashOptions(nil), acks, 0, wl.writers, "second crash seed "+itoa(int64(seed)))
 		}
-		fs.Crash()
-		img := fs.Image()
-		img.CrashAtOp(img.Ops() + 3 + int64(seed)) // crash again inside recovery or just after
-		if l, err := Open("/wal", crashOptions(img)); err == nil {
-			l.Close()
-		}
-		img.Crash()
-		checkRecovered(t, img.Image(), crashOptions(nil), acks, 0, wl.writers, "second crash seed "+itoa(int64(seed)))
-	}
+	})
 }
 
 func itoa(n int64) string { return strconvItoa(n) }

@@ -130,6 +130,19 @@
 // is the price of never rewriting a sector and of one-write commits; the
 // space is reclaimed when the LSM truncates the log.
 //
+// # Reading
+//
+// Recovery and Readers read segments front to back through a read-ahead
+// ring (readahead.go): 256 KiB O_DIRECT reads, up to 8 in flight, into a
+// ring of 4 MiB; once a segment has been requested to its end the reads
+// run on into the next one, so a segment boundary does not drain the
+// device's queue. A range that wraps around the ring is made contiguous by
+// copying its first part into 1 MiB of headroom in front of the ring; a
+// frame longer than that (MaxGroupBytes above its default) is read on its
+// own. Per frame the decoder checks the header and one CRC32C (hardware)
+// over the frame; per record it checks the length and LSN against the
+// frame and slices the payload in place.
+//
 // # Recovery
 //
 // Open (and Inspect, which changes nothing) scans every segment: every
@@ -190,8 +203,10 @@
 // durable (or ctx ends: the records may still become durable);
 // AppendAsync blocks only while the group buffers are full. Notify runs on
 // the commit path with the log's mutex held: it must be quick and must not
-// call the Log. A Reader belongs to one goroutine; a Reader of a live Log
-// returns only durable records and may be called again after io.EOF.
+// call the Log. A Reader belongs to one goroutine (its read-ahead runs in
+// goroutines of its own, which Close stops, as does dropping the Reader);
+// a Reader of a live Log returns only durable records and may be called
+// again after io.EOF.
 // Close waits for every accepted record, writes the close frame and
 // releases the directory; it is not to be called concurrently with itself.
 //

@@ -138,3 +138,72 @@ func TestAppendReadReopen(t *testing.T) {
 		})
 	}
 }
+
+// TestLiveReaderAcrossTruncation: a Reader of a live log keeps its place
+// when TruncateBefore removes segments before the one it is in (the list
+// of segments it refreshes then starts later), reads on across rotations,
+// and reports an error, not wrong records, if its own segment is removed.
+func TestLiveReaderAcrossTruncation(t *testing.T) {
+	fs := vfs.NewCrashFS(5)
+	l, err := Open("/wal", crashOptions(fs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	ctx := context.Background()
+	appendN := func(n int) LSN {
+		var last LSN
+		for i := range n {
+			if last, err = l.Append(ctx, []Record{{Payload: payloadFor(2, int(l.DurableLSN())+i)}}); err != nil {
+				t.Fatal(err)
+			}
+		}
+		return last
+	}
+	appendN(400) // several 32 KiB segments
+	r, err := l.NewReader(1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	next := LSN(1)
+	readTo := func(last LSN) {
+		for next <= last {
+			rec, err := r.Next()
+			if err != nil {
+				t.Fatalf("read LSN %d: %v", next, err)
+			}
+			if rec.LSN != next {
+				t.Fatalf("read LSN %d, want %d", rec.LSN, next)
+			}
+			next++
+		}
+	}
+	readTo(300)
+	if err := l.TruncateBefore(290); err != nil {
+		t.Fatal(err)
+	}
+	if l.Metrics().Segments < 3 {
+		t.Fatalf("workload too small: %+v", l.Metrics())
+	}
+	last := appendN(400)
+	readTo(last)
+	// Now truncate the reader's own segment away: it must say so.
+	appendN(400)
+	if err := l.TruncateBefore(l.DurableLSN()); err != nil {
+		t.Fatal(err)
+	}
+	for {
+		rec, err := r.Next()
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				t.Fatalf("reader in a removed segment reached the end without error at LSN %d", next)
+			}
+			break // an error naming the removed segment, or a read error
+		}
+		if rec.LSN != next {
+			t.Fatalf("read LSN %d, want %d", rec.LSN, next)
+		}
+		next++
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"path/filepath"
+	"runtime"
 
 	"github.com/tapewire/tapewire/vfs"
 )
@@ -19,12 +20,21 @@ type Reader struct {
 	segs  []segRef
 	limit LSN // last LSN that may be returned
 
-	from LSN
-	next LSN // LSN of the next record in the log (not necessarily returned)
-	seg  int // index in segs of the open segment, -1 before the first
-	file vfs.File
-	win  *segWindow
-	pos  int64 // offset of the next frame in the open segment
+	from  LSN
+	next  LSN    // LSN of the next record in the log (not necessarily returned)
+	seg   int    // index in segs of the open segment, -1 before the first
+	segID uint64 // its id (segs may shift when a live log is truncated)
+	file  vfs.File
+	win   *readAhead
+	pos   int64 // offset of the next frame in the open segment
+
+	// The segment after the open one, opened in advance so the read-ahead
+	// runs on into it.
+	nextFile vfs.File
+	nextID   uint64
+	nextSize int64
+
+	lost error // the open segment was truncated away
 
 	frame  []byte // current frame; records in [recPos, frameLen)
 	recPos int
@@ -37,8 +47,6 @@ type segRef struct {
 	path     string
 	firstLSN LSN
 }
-
-const readerChunkBytes = 8 << 20
 
 // NewReader returns a Reader of l's records from LSN from (inclusive).
 func (l *Log) NewReader(from LSN) (*Reader, error) {
@@ -72,6 +80,20 @@ func (r *Reader) refresh() {
 	}
 	r.limit = LSN(r.log.durable.Load())
 	r.log.mu.Unlock()
+	if r.seg >= 0 {
+		// Truncation may have removed segments before the open one.
+		found := false
+		for i, s := range r.segs {
+			if s.id == r.segID {
+				r.seg, found = i, true
+			}
+		}
+		if !found {
+			r.segs = append(r.segs[:0], segRef{id: r.segID})
+			r.seg = 0
+			r.lost = fmt.Errorf("wal: reader: segment %d was removed by TruncateBefore while the reader was in it (at LSN %d)", r.segID, r.next)
+		}
+	}
 }
 
 // seek opens the segment holding r.from.
@@ -93,42 +115,55 @@ func (r *Reader) seek() error {
 }
 
 func (r *Reader) open(idx int) error {
-	if r.win != nil {
-		r.win.reset(nil, 0)
-	}
-	if r.file != nil {
-		_ = r.file.Close()
-		r.file = nil
-	}
 	s := r.segs[idx]
-	f, err := r.fs.Open(s.path, vfs.FlagDirect)
-	if err != nil {
-		return fmt.Errorf("wal: reader: open segment %d: %w", s.id, err)
-	}
-	st, err := f.Stat()
-	if err != nil {
-		f.Close()
-		return fmt.Errorf("wal: reader: stat segment %d: %w", s.id, err)
+	f, size := r.nextFile, r.nextSize
+	if f == nil || r.nextID != s.id {
+		var err error
+		if f, size, err = openSegment(r.fs, s.path); err != nil {
+			return fmt.Errorf("wal: reader: %w", err)
+		}
 	}
 	if r.win == nil {
-		r.win = newSegWindow(f, st.Size, readerChunkBytes)
+		r.win = newReadAhead()
+		// A Reader dropped without Close still stops its read-ahead.
+		runtime.AddCleanup(r, func(w *readAhead) { w.close() }, r.win)
 	}
-	r.win.reset(f, st.Size)
-	r.file, r.seg, r.pos, r.next, r.left = f, idx, SegmentHeaderSize, s.firstLSN, 0
+	r.win.reset(f, size) // no read of the files closed below is in flight
+	if r.file != nil {
+		_ = r.file.Close()
+	}
+	if r.nextFile != nil && r.nextFile != f {
+		_ = r.nextFile.Close()
+	}
+	r.file, r.nextFile = f, nil
+	r.seg, r.segID, r.pos, r.next, r.left = idx, s.id, SegmentHeaderSize, s.firstLSN, 0
+	if idx+1 < len(r.segs) {
+		// Best effort: if the next segment cannot be opened now, moving to
+		// it later reports why.
+		n := r.segs[idx+1]
+		if nf, nsize, err := openSegment(r.fs, n.path); err == nil {
+			r.nextFile, r.nextID, r.nextSize = nf, n.id, nsize
+			r.win.setNext(nf, nsize)
+		}
+	}
 	return nil
 }
 
-// Close releases the Reader's file.
+// Close releases the Reader's files and stops its read-ahead.
 func (r *Reader) Close() error {
 	if r.win != nil {
-		r.win.reset(nil, 0)
+		r.win.close()
 	}
+	var err error
 	if r.file != nil {
-		err := r.file.Close()
+		err = r.file.Close()
 		r.file = nil
-		return err
 	}
-	return nil
+	if r.nextFile != nil {
+		_ = r.nextFile.Close()
+		r.nextFile = nil
+	}
+	return err
 }
 
 // Next returns the next record. Its Payload is valid until the next call.
@@ -159,6 +194,9 @@ func (r *Reader) Next() (Record, error) {
 		}
 		if r.next > r.limit {
 			r.refresh()
+			if r.lost != nil {
+				return Record{}, r.lost
+			}
 			if r.next > r.limit {
 				return Record{}, io.EOF
 			}
@@ -186,7 +224,7 @@ func (r *Reader) nextFrame() error {
 		if err != nil {
 			return err
 		}
-		h, st := peekFrame(b, s.id, r.pos, r.win.size-r.pos)
+		h, st := peekFrame(b, s.id, r.pos, r.win.cur.size-r.pos)
 		if st == stateValid {
 			fb, err := r.win.at(r.pos, int(h.Length))
 			if err != nil {
@@ -206,6 +244,9 @@ func (r *Reader) nextFrame() error {
 		// No frame for r.next here: the segment ended, or the log moved on.
 		if r.seg+1 >= len(r.segs) {
 			r.refresh()
+			if r.lost != nil {
+				return r.lost
+			}
 		}
 		if r.seg+1 < len(r.segs) && r.segs[r.seg+1].firstLSN == r.next {
 			if err := r.open(r.seg + 1); err != nil {

@@ -2,9 +2,7 @@ package wal
 
 import (
 	"encoding/hex"
-	"errors"
 	"fmt"
-	"io"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -111,136 +109,10 @@ type segScan struct {
 	firstNext headerState // what the block at SegmentHeaderSize holds if no frame
 }
 
-// segWindow reads a segment file sequentially through two aligned buffers:
-// while the caller parses one chunk, the next is read in the background
-// (recovery and replay are then bound by the device or the CPU, not the
-// sum of both). Each buffer has headroom before its chunk: a frame that
-// crosses from one chunk into the next is made contiguous by copying the
-// current chunk's tail into the headroom in front of the prefetched one,
-// so a crossing costs a short copy, not a second read. A slice returned by
-// at is valid until the next call.
-type segWindow struct {
-	f    vfs.File
-	size int64
-	head int // headroom bytes before each chunk
-
-	buf       []byte
-	dataStart int // buf[dataStart:dataStart+bufLen] holds file bytes [bufOff, bufOff+bufLen)
-	bufOff    int64
-	bufLen    int
-
-	next     []byte // its chunk is read into next[head:]
-	nextOff  int64
-	nextLen  int
-	nextErr  error
-	nextDone chan struct{} // non-nil while a read-ahead is pending or unclaimed
-}
-
-// windowHeadroomBytes covers frames up to the default MaxGroupBytes; a
-// longer frame crossing a chunk boundary is read again instead.
-const windowHeadroomBytes = DefaultMaxGroupBytes
-
-func newSegWindow(f vfs.File, size int64, chunk int) *segWindow {
-	h := windowHeadroomBytes
-	return &segWindow{f: f, size: size, head: h, buf: vfs.AlignedBuffer(h + chunk), next: vfs.AlignedBuffer(h + chunk)}
-}
-
-// reset points the window at another file, dropping what it holds.
-func (w *segWindow) reset(f vfs.File, size int64) {
-	w.drop()
-	w.f, w.size, w.bufOff, w.bufLen = f, size, 0, 0
-}
-
-// drop waits for a pending read-ahead and forgets it and the current chunk
-// (a live log may have written there since).
-func (w *segWindow) drop() {
-	if w.nextDone != nil {
-		<-w.nextDone
-		w.nextDone = nil
-	}
-	w.bufLen = 0
-}
-
-// prefetch starts reading the chunk at off into w.next.
-func (w *segWindow) prefetch(off int64) {
-	if off >= w.size {
-		return
-	}
-	done := make(chan struct{})
-	w.nextOff, w.nextDone = off, done
-	want := int(min(int64(len(w.next)-w.head), alignBlock(w.size-off)))
-	f, dst := w.f, w.next[w.head:w.head+want]
-	go func() {
-		n, err := f.ReadAt(dst, off)
-		if errors.Is(err, io.EOF) {
-			err = nil
-		}
-		w.nextLen, w.nextErr = n, err
-		close(done)
-	}()
-}
-
-// at returns up to n bytes at off (fewer at the end of the file).
-func (w *segWindow) at(off int64, n int) ([]byte, error) {
-	if off >= w.size {
-		return nil, nil
-	}
-	n = int(min(int64(n), w.size-off))
-	if off >= w.bufOff && off+int64(n) <= w.bufOff+int64(w.bufLen) {
-		s := w.dataStart + int(off-w.bufOff)
-		return w.buf[s : s+n], nil
-	}
-	if w.nextDone != nil {
-		<-w.nextDone
-		w.nextDone = nil
-		if w.nextErr != nil {
-			return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), w.nextOff, w.nextErr)
-		}
-		end := w.bufOff + int64(w.bufLen)
-		tail := end - off
-		if w.nextOff == end && tail >= 0 && tail <= int64(w.head) && off+int64(n) <= w.nextOff+int64(w.nextLen) {
-			t := int(tail)
-			copy(w.next[w.head-t:w.head], w.buf[w.dataStart+w.bufLen-t:w.dataStart+w.bufLen])
-			w.buf, w.next = w.next, w.buf
-			w.dataStart, w.bufOff, w.bufLen = w.head-t, off, t+w.nextLen
-			w.prefetch(w.bufOff + int64(w.bufLen))
-			return w.buf[w.dataStart : w.dataStart+n], nil
-		}
-	}
-	start := off &^ (BlockSize - 1)
-	need := int(alignBlock(off + int64(n) - start))
-	if need > len(w.buf)-w.head {
-		w.buf, w.next = vfs.AlignedBuffer(w.head+need), vfs.AlignedBuffer(w.head+need)
-	}
-	want := int(min(int64(len(w.buf)-w.head), alignBlock(w.size-start)))
-	got, err := w.f.ReadAt(w.buf[w.head:w.head+want], start)
-	if err != nil && !errors.Is(err, io.EOF) {
-		return nil, fmt.Errorf("read %s at %d: %w", w.f.Name(), start, err)
-	}
-	w.dataStart, w.bufOff, w.bufLen = w.head, start, got
-	w.prefetch(start + int64(got))
-	s := int(off - start)
-	if s >= got {
-		return nil, nil
-	}
-	return w.buf[w.head+s : w.head+min(s+n, got)], nil
-}
-
-const scanChunkBytes = 4 << 20
-
-func scanSegment(fs vfs.FS, path string, id uint64, buf *segWindow) (*segScan, error) {
-	f, err := fs.Open(path, vfs.FlagDirect)
-	if err != nil {
-		return nil, fmt.Errorf("wal: open segment %s: %w", path, err)
-	}
-	defer f.Close()
-	defer buf.reset(nil, 0) // no read-ahead may outlive the file
-	st, err := f.Stat()
-	if err != nil {
-		return nil, fmt.Errorf("wal: stat segment %s: %w", path, err)
-	}
-	s := &segScan{id: id, path: path, size: st.Size, firstNext: stateShort}
-	buf.reset(f, st.Size)
+// scanSegment classifies every block of the segment the read-ahead's
+// current file holds (size bytes).
+func scanSegment(buf *readAhead, path string, id uint64, size int64) (*segScan, error) {
+	s := &segScan{id: id, path: path, size: size, firstNext: stateShort}
 	hb, err := buf.at(0, SegmentHeaderSize)
 	if err != nil {
 		return nil, err
@@ -328,9 +200,39 @@ func Inspect(fs vfs.FS, dir string) (*Report, error) {
 		return nil, err
 	}
 	r := &Report{Dir: dir, FirstLSN: 1}
-	win := newSegWindow(nil, 0, scanChunkBytes)
-	for _, id := range ids {
-		s, err := scanSegment(fs, filepath.Join(dir, SegmentName(id)), id, win)
+	// One read-ahead runs through all segments: while segment i is parsed,
+	// the reads of its end and of segment i+1's start are in flight.
+	ra := newReadAhead()
+	var cur, next vfs.File
+	var curSize, nextSize int64
+	defer func() {
+		ra.close() // no read in flight before the files close
+		for _, f := range []vfs.File{cur, next} {
+			if f != nil {
+				f.Close()
+			}
+		}
+	}()
+	for i, id := range ids {
+		path := filepath.Join(dir, SegmentName(id))
+		if i == 0 {
+			if cur, curSize, err = openSegment(fs, path); err != nil {
+				return nil, err
+			}
+			ra.reset(cur, curSize)
+		} else {
+			prev := cur
+			cur, curSize, next = next, nextSize, nil
+			ra.reset(cur, curSize) // keeps what was read of it ahead
+			prev.Close()
+		}
+		if i+1 < len(ids) {
+			if next, nextSize, err = openSegment(fs, filepath.Join(dir, SegmentName(ids[i+1]))); err != nil {
+				return nil, err
+			}
+			ra.setNext(next, nextSize)
+		}
+		s, err := scanSegment(ra, path, id, curSize)
 		if err != nil {
 			return nil, err
 		}
@@ -339,6 +241,20 @@ func Inspect(fs vfs.FS, dir string) (*Report, error) {
 	}
 	r.analyze()
 	return r, nil
+}
+
+// openSegment opens a segment file for reading with O_DIRECT.
+func openSegment(fs vfs.FS, path string) (vfs.File, int64, error) {
+	f, err := fs.Open(path, vfs.FlagDirect)
+	if err != nil {
+		return nil, 0, fmt.Errorf("wal: open segment %s: %w", path, err)
+	}
+	st, err := f.Stat()
+	if err != nil {
+		f.Close()
+		return nil, 0, fmt.Errorf("wal: stat segment %s: %w", path, err)
+	}
+	return f, st.Size, nil
 }
 
 // analyze builds the recovered chain, gathers the evidence and classifies.
