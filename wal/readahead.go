@@ -72,7 +72,7 @@ type readAhead struct {
 	paused   bool      // drop: claim nothing
 	first    int       // live slots, in file order: first, first+1, ... mod len(slots)
 	count    int
-	reading  int   // live slots being read
+	reading  int // live slots being read
 	cur      raFile
 	next     raFile
 	claimNxt bool  // claims have moved on to next
