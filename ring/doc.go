@@ -66,17 +66,24 @@
 //
 // The tail word is the publisher's write horizon: it may have written any
 // byte below tail + 8 and writes nothing at or above that without raising
-// tail first. It raises the horizon a chunk at a time (min(4 KiB,
-// capacity/8)): right after a commit when less than a chunk of zeroed space
-// is left (never waiting for subscribers, so the zeroing happens while they
-// read the frame just committed), or inside a claim that needs more: it
-// stores the new tail (in a
-// reliable topic with a full barrier, see Registration) and then zeroes the
-// data area up to the new horizon. So the data area is zero from the end of
-// the newest commit up to the horizon, and the commit word after the newest
-// frame reads zero until the next frame is committed there — never a stale
-// frame of the previous lap. (Zeroing a chunk at once also brings those
-// lines into the publisher's cache before it builds frames in them.)
+// tail first. It raises the horizon a chunk at a time (chunk = min(4 KiB,
+// capacity/8)), storing the new tail (in a reliable topic with a full
+// barrier, see Registration) before it writes anything below it.
+//
+// Below the horizon the publisher keeps the data area zero from the end of
+// the newest commit up to a zeroing mark. After each commit it zeroes, in
+// 128-byte steps, up to one chunk past the commit's end: a 64-byte frame
+// costs a line or two of zeroing, on lines no caught-up subscriber is
+// polling, done while the subscribers read the frame just committed. When
+// the mark would pass the horizon it raises the horizon first, never waiting
+// for subscribers (in a reliable topic only as far as the slowest gating
+// subscriber allows). A claim that needs more zeroes up to its end + 8
+// itself (raising the horizon, and in a reliable topic waiting for room, if
+// it must). So the commit word after the newest frame reads zero until the
+// next frame is committed there — never a stale frame of the previous lap.
+// Bytes between the zeroing mark and the horizon may still hold an older
+// lap's frames; nobody takes them for frames: subscribers stop at the first
+// zero commit word, and lossy readers judge overwrites by the horizon alone.
 //
 // The caller builds the payload in place between Claim and Commit. Commit
 //
@@ -87,10 +94,12 @@
 //     barrier;
 //  3. stores published seq and published, then reads the data-parked count
 //     and, only if it is non-zero, bumps the data futex and calls
-//     FUTEX_WAKE.
+//     FUTEX_WAKE;
+//  4. zeroes ahead (above).
 //
 // Invariant: the commit word at the published position is zero. A claim
-// needs its bytes plus the 8-byte word after it below the horizon.
+// needs its bytes plus the 8-byte word after it below the zeroing mark (so
+// below the horizon).
 //
 // # Reliable mode
 //
@@ -131,8 +140,8 @@
 // subscriber that waits and finds the lock free while the record says live
 // takes the lock and repairs: it walks from published over frames already
 // committed (a batch whose published store never happened), pads the rest up
-// to tail (the claim and the zeroed bytes after it) with padding frames
-// flagged abandoned, sets published
+// to tail (the claim and the bytes after it, zeroed or stale) with padding
+// frames flagged abandoned, sets published
 // and published seq, marks the record dead, counts an abandoned claim and
 // wakes everybody. Subscribers then get ErrPublisherGone from Wait until a
 // new publisher attaches (OpenPublisher repairs the same way before it

@@ -41,10 +41,33 @@ func (m *ringModel) place(sizes []int) (positions []uint64, end uint64, ok bool)
 	return positions, pos, pos+commitWordBytes <= m.subPos+m.capacity
 }
 
+// checkZeroing asserts the publisher's write-horizon invariants (doc.go,
+// "Write horizon and commit protocol"): the zeroing mark lies below the
+// horizon the tail word announces, at least 8 bytes past the newest claim,
+// and every byte from the end of the newest claim (or commit) up to the mark
+// is zero.
+func checkZeroing(rt *rapid.T, p *Publisher) {
+	end := p.tail
+	if p.claimFrames > 0 {
+		end = p.claimEnd
+	}
+	if p.zeroed < end+commitWordBytes || p.zeroed > p.horizon {
+		rt.Fatalf("zeroing mark %d outside [%d, horizon %d]", p.zeroed, end+commitWordBytes, p.horizon)
+	}
+	if tail := p.log.Tail(); tail+commitWordBytes != p.horizon {
+		rt.Fatalf("tail word %d announces horizon %d, publisher writes below %d", tail, tail+commitWordBytes, p.horizon)
+	}
+	for pos := end; pos < p.zeroed; pos++ {
+		if b := p.log.bytesAt(pos, 1)[0]; b != 0 {
+			rt.Fatalf("byte at %d (zeroed from %d to %d) is %#x", pos, end, p.zeroed, b)
+		}
+	}
+}
+
 // Random claims, batches, aborts and partial polls against the model: every
 // claim succeeds exactly when the model says it fits, lands at the predicted
 // position, and the subscriber receives exactly the committed frames, in
-// order, at their positions, intact.
+// order, at their positions, intact; the zeroing invariants hold throughout.
 func TestRingMatchesModel(t *testing.T) {
 	rapid.Check(t, func(rt *rapid.T) {
 		o := testOptions(t)
@@ -64,6 +87,7 @@ func TestRingMatchesModel(t *testing.T) {
 		claims := make([]Claim, 4)
 		steps := rapid.IntRange(1, 200).Draw(rt, "steps")
 		for step := 0; step < steps; step++ {
+			checkZeroing(rt, pub)
 			switch rapid.IntRange(0, 3).Draw(rt, "op") {
 			case 0, 1: // claim a batch, then commit or abort it
 				k := rapid.IntRange(1, 4).Draw(rt, "batch")
@@ -87,6 +111,7 @@ func TestRingMatchesModel(t *testing.T) {
 						rt.Fatalf("frame %d at %d, model says %d", i, claims[i].Position(), positions[i])
 					}
 				}
+				checkZeroing(rt, pub)
 				if rapid.IntRange(0, 5).Draw(rt, "abort") == 0 {
 					if err := pub.Abort(); err != nil {
 						rt.Fatal(err)

@@ -36,6 +36,8 @@ const (
 	// heartbeatEveryCommits is how many commits pass between heartbeats (a
 	// clock read costs 100-400 ns on some VMs).
 	heartbeatEveryCommits = 4096
+	// zeroGranuleBytes is the unit of zeroing: two 64-byte cache lines.
+	zeroGranuleBytes = 128
 )
 
 // Publisher is the single writer of a log topic. It holds the topic's writer
@@ -50,12 +52,14 @@ type Publisher struct {
 	capacity uint64
 	maxFrame int
 
-	tail   uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
-	zeroed uint64 // write horizon + 8: the data area is zero in [end of the newest commit, zeroed)
-	chunk  uint64 // zeroing granule: min(4 KiB, capacity/8)
-	seq    uint64 // sequence number of the next committed frame
-	limit  uint64 // reliable: positions below limit may be written
-	epoch  uint32 // registration epoch the limit was computed at
+	tail     uint64 // end of the newest claim (all before it committed unless a claim is outstanding)
+	horizon  uint64 // write horizon + 8 (the tail word + 8 this publisher announced): nothing at or above it is written
+	zeroed   uint64 // the data area is zero in [end of the newest commit, zeroed); zeroed <= horizon
+	chunk    uint64 // horizon granule: min(4 KiB, capacity/8)
+	zeroLead uint64 // zeroed bytes kept ahead of the newest commit: one chunk
+	seq      uint64 // sequence number of the next committed frame
+	limit    uint64 // reliable: positions below limit may be written
+	epoch    uint32 // registration epoch the limit was computed at
 
 	// The outstanding claim: [claimStart, claimEnd) with claimFrames frames,
 	// and the padding frame inside it, if any.
@@ -169,8 +173,10 @@ func attachPublisher(lg *Log, opts PublisherOptions) (*Publisher, error) {
 		progressParkedW: lg.u32(ctlProgressParked), progressFutexW: lg.u32(ctlProgressFutex),
 	}
 	p.tail = lg.Published()
-	p.zeroed = p.tail + commitWordBytes // the repair zeroed the word at published
+	p.zeroed = p.tail + commitWordBytes // the repair zeroed the word at published, which is the tail word
+	p.horizon = p.zeroed
 	p.chunk = min(4096, p.capacity/8)
+	p.zeroLead = p.chunk
 	p.seq = lg.PublishedFrames()
 	p.epoch = atomic.LoadUint32(p.epochW) - 1 // force a first limit computation
 	atomic.StoreUint32(lg.u32(ctlPubPID), uint32(me.PID))
@@ -283,16 +289,28 @@ func (p *Publisher) reserve(start, need uint64) error {
 	return p.extend(start, need)
 }
 
-// extend moves the write horizon past need, at least one zeroing chunk ahead:
+// extend makes [start, need) writable: it raises the write horizon past
+// need if it must (raiseHorizon, which may wait in a reliable topic), then
+// zeroes the data area up to need, so the commit word after the claim reads
+// zero until that claim is committed.
+func (p *Publisher) extend(start, need uint64) error {
+	if need > p.horizon {
+		if err := p.raiseHorizon(start, need); err != nil {
+			return err
+		}
+	}
+	target := min(roundUp(need, zeroGranuleBytes), p.horizon)
+	p.zeroRange(p.zeroed, target)
+	p.zeroed = target
+	return nil
+}
+
+// raiseHorizon moves the write horizon past need, at least one chunk ahead:
 // in a reliable topic it first makes sure (waiting if it must) that no
 // gating subscriber's unread bytes lie below the new horizon; it publishes
-// the horizon (the tail word) before writing below it, so lossy readers can
-// tell when their bytes may have been overwritten; then it zeroes the data
-// area up to it, so the commit word after every future frame below the
-// horizon reads zero until that frame is committed. Zeroing a chunk at a
-// time also brings the lines into the publisher's cache for writing before
-// the frames are built there.
-func (p *Publisher) extend(start, need uint64) error {
+// the horizon (the tail word) before anything is written below it, so lossy
+// readers can tell when their bytes may have been overwritten.
+func (p *Publisher) raiseHorizon(start, need uint64) error {
 	target := min(roundUp(need, p.chunk)+p.chunk, start+p.capacity)
 	if !p.reliable {
 		// Never lower a horizon a previous publisher announced: its zeroing
@@ -319,15 +337,14 @@ func (p *Publisher) extend(start, need uint64) error {
 				return err
 			}
 			if target > p.limit {
-				// Nothing is written above need yet: lower the horizon to
-				// what the new subscriber leaves room for.
+				// Nothing is written above the old horizon yet: lower the
+				// new one to what the new subscriber leaves room for.
 				target = p.limit
 				atomic.StoreUint64(p.tailW, target-commitWordBytes)
 			}
 		}
 	}
-	p.zeroRange(p.zeroed, target)
-	p.zeroed = target
+	p.horizon = target
 	return nil
 }
 
@@ -545,34 +562,55 @@ func (p *Publisher) computeLimit(start uint64) (minPos uint64, slowest int, slow
 	return minPos, slowest, slowestState
 }
 
-// zeroAhead raises the write horizon after a commit, when less than a chunk
-// of zeroed space is left, so the zeroing happens while subscribers read the
-// frame just committed instead of inside the next claim. It never waits: in
-// a reliable topic it only zeroes what the current limit allows.
+// zeroAhead keeps zeroLead bytes of zeroed space ahead of the newest
+// commit: after a commit it zeroes the few lines the commit used up (a line
+// or two for small frames), far enough ahead that no caught-up subscriber is
+// polling them, so the stores (and the ownership requests they need) overlap
+// with the subscribers reading the frame just committed. When the zeroing
+// reaches the horizon it raises it a chunk further, never waiting: in a
+// reliable topic only as far as the current limit allows.
 func (p *Publisher) zeroAhead() {
-	if p.zeroed >= p.tail+commitWordBytes+p.chunk {
+	want := p.tail + commitWordBytes + p.zeroLead
+	if p.zeroed >= want {
 		return
 	}
-	target := roundUp(p.tail+commitWordBytes, p.chunk) + p.chunk
-	if p.reliable {
-		if target > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
-			if p.computeLimit(p.tail); target > p.limit {
-				return
-			}
-		}
-		old := atomic.LoadUint64(p.tailW)
-		atomic.StoreUint64(p.tailW, target-commitWordBytes)
-		if atomic.LoadUint32(p.epochW) != p.epoch {
-			if p.computeLimit(p.tail); target > p.limit {
-				atomic.StoreUint64(p.tailW, old)
-				return
-			}
-		}
-	} else if target-commitWordBytes > atomic.LoadUint64(p.tailW) {
-		storeRelease64(p.tailW, target-commitWordBytes)
+	target := roundUp(want, zeroGranuleBytes)
+	if target > p.horizon {
+		p.raiseHorizonAhead(target)
+		target = min(target, p.horizon)
 	}
-	p.zeroRange(p.zeroed, target)
-	p.zeroed = target
+	if target > p.zeroed {
+		p.zeroRange(p.zeroed, target)
+		p.zeroed = target
+	}
+}
+
+// raiseHorizonAhead is raiseHorizon after a commit: it never waits. In a
+// reliable topic it raises the horizon only as far as the current limit.
+func (p *Publisher) raiseHorizonAhead(want uint64) {
+	target := roundUp(want, p.chunk) + p.chunk
+	if !p.reliable {
+		if target-commitWordBytes > atomic.LoadUint64(p.tailW) {
+			storeRelease64(p.tailW, target-commitWordBytes)
+		}
+		p.horizon = target
+		return
+	}
+	if target > p.limit || atomic.LoadUint32(p.epochW) != p.epoch {
+		p.computeLimit(p.tail)
+	}
+	if target = min(target, p.limit); target <= p.horizon {
+		return
+	}
+	old := atomic.LoadUint64(p.tailW)
+	atomic.StoreUint64(p.tailW, target-commitWordBytes)
+	if atomic.LoadUint32(p.epochW) != p.epoch {
+		if p.computeLimit(p.tail); target > p.limit {
+			atomic.StoreUint64(p.tailW, old)
+			return
+		}
+	}
+	p.horizon = target
 }
 
 // subscriberDead reports whether slot i's owner is gone (its slot lock is
