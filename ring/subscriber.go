@@ -330,6 +330,12 @@ func (s *Subscriber) account(frame []byte) {
 // (except one FUTEX_WAKE when a reliable publisher is parked waiting for
 // room). In a reliable subscription the subscriber's position is published
 // once per call, after the last handler returned.
+//
+// Latency: the first frame reaches h before Poll reads anything else of the
+// publisher's; after h returns, Poll looks at the next commit word (a line
+// the publisher writes next, so usually a cache miss) to learn whether more
+// frames wait. A consumer that answers each frame should answer inside h,
+// or use Next, so that miss is not between the frame and the answer.
 func (s *Subscriber) Poll(h Handler, maxFrames int) (int, error) {
 	if err := s.check(); err != nil {
 		return 0, err
@@ -357,7 +363,12 @@ func (s *Subscriber) Poll(h Handler, maxFrames int) (int, error) {
 			continue
 		}
 		if st == readFrame {
-			if delivered == 0 && maxFrames > 1 {
+			if delivered == 1 && maxFrames > 2 {
+				// A second frame is committed: a batch is waiting, so
+				// fetch its lines in parallel. Not before: touching ahead
+				// reads the published word, a line the publisher writes
+				// at every commit, and a lone frame's handler must not
+				// wait for it.
 				s.touchAhead()
 			}
 			s.account(frame)
