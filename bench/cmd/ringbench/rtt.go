@@ -103,11 +103,10 @@ func init() {
 		report(struct{}{})
 		return nil
 	}
-	// floorwalk-pong: rounds: like floor-pong, but message i lives on its own
-	// cache line, i mod walkLines, of a ping region and a pong region: the
-	// access pattern of a ring, with nothing else.
+	// floorwalk-pong: rounds, layout: like floor-pong, but each direction
+	// has its own word, placed by walkWords (see walkLayout).
 	childRoles["floorwalk-pong"] = func(o shm.Options, cpu int, args []string) error {
-		rounds := argInt(args, 0)
+		rounds, layout := argInt(args, 0), walkLayout(argInt(args, 1))
 		ctl, err := openControl(o)
 		if err != nil {
 			return err
@@ -115,7 +114,7 @@ func init() {
 		defer ctl.Close()
 		ready()
 		for i := 0; i < rounds; i++ {
-			ping, pong := walkWords(ctl, i)
+			ping, pong := walkWords(ctl, layout, i)
 			for atomic.LoadUint64(ping) != uint64(i)+1 {
 				shm.Pause()
 			}
@@ -143,13 +142,35 @@ func init() {
 }
 
 // walkLines is the number of cache lines each direction of the ring-walk
-// floor cycles through (32 KiB per direction).
+// floors cycles through (32 KiB per direction).
 const walkLines = 512
 
-// walkWords returns the ping and pong words of round i of the ring-walk
-// floor.
-func walkWords(ctl *shm.Segment, i int) (ping, pong *uint64) {
+// walkLayout says where the two words of a floor's round trip live. The
+// floors differ only in that; together they separate what a fresh line per
+// message costs from what a second line (one writer per line) costs.
+type walkLayout int
+
+const (
+	// walkTwoLines: round i uses its own line (i mod walkLines) of a ping
+	// region and of a pong region: a pair of rings with no ring code.
+	walkTwoLines walkLayout = iota
+	// walkFixedTwoLines: one fixed line per direction, each written by one
+	// process only.
+	walkFixedTwoLines
+	// walkSharedLine: round i uses one fresh line (i mod walkLines) for
+	// both directions (ping word at +0, pong word at +8).
+	walkSharedLine
+)
+
+// walkWords returns the ping and pong words of round i.
+func walkWords(ctl *shm.Segment, layout walkLayout, i int) (ping, pong *uint64) {
 	line := (i % walkLines) * 64
+	switch layout {
+	case walkFixedTwoLines:
+		return ctl.Uint64At(ctlWalk), ctl.Uint64At(ctlWalk + walkLines*64)
+	case walkSharedLine:
+		return ctl.Uint64At(ctlWalk + line), ctl.Uint64At(ctlWalk + line + 8)
+	}
 	return ctl.Uint64At(ctlWalk + line), ctl.Uint64At(ctlWalk + walkLines*64 + line)
 }
 
@@ -296,35 +317,37 @@ func (w *workloads) rtt() {
 		r.Notes = "two processes spinning on one shared 8-byte word (atomic store, PAUSE loop)"
 		return r, c.result(&struct{}{})
 	}
-	floorWalk := func(repeat int) (harness.Result, error) {
-		o, cleanup, err := newBase()
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer cleanup()
-		ctl, err := createControl(o)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer ctl.Close()
-		c, err := startChild(nil, "floorwalk-pong", childArgs(o, w.cpuB, total)...)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
-			ping, pong := walkWords(ctl, i)
-			atomic.StoreUint64(ping, uint64(i)+1)
-			for atomic.LoadUint64(pong) != uint64(i)+1 {
-				shm.Pause()
+	floorWalk := func(layout walkLayout, notes string) func(int) (harness.Result, error) {
+		return func(repeat int) (harness.Result, error) {
+			o, cleanup, err := newBase()
+			if err != nil {
+				return harness.Result{}, err
 			}
-			return nil
-		})
-		if err != nil {
-			c.kill()
-			return r, err
+			defer cleanup()
+			ctl, err := createControl(o)
+			if err != nil {
+				return harness.Result{}, err
+			}
+			defer ctl.Close()
+			c, err := startChild(nil, "floorwalk-pong", childArgs(o, w.cpuB, total, int(layout))...)
+			if err != nil {
+				return harness.Result{}, err
+			}
+			r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
+				ping, pong := walkWords(ctl, layout, i)
+				atomic.StoreUint64(ping, uint64(i)+1)
+				for atomic.LoadUint64(pong) != uint64(i)+1 {
+					shm.Pause()
+				}
+				return nil
+			})
+			if err != nil {
+				c.kill()
+				return r, err
+			}
+			r.Notes = notes
+			return r, c.result(&struct{}{})
 		}
-		r.Notes = "like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a ring's access pattern with no ring code"
-		return r, c.result(&struct{}{})
 	}
 	uds := func(repeat int) (harness.Result, error) {
 		fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
@@ -382,7 +405,12 @@ func (w *workloads) rtt() {
 	w.b.Interleave(name,
 		harness.Contender{System: harness.Ours, Run: tapewire},
 		harness.Contender{System: "floor-cacheline", Run: floor},
-		harness.Contender{System: "floor-cacheline-ringwalk", Run: floorWalk},
+		harness.Contender{System: "floor-cacheline-ringwalk", Run: floorWalk(walkTwoLines,
+			"like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a pair of rings' access pattern with no ring code")},
+		harness.Contender{System: "floor-cacheline-2lines", Run: floorWalk(walkFixedTwoLines,
+			"like floor-cacheline, but each direction has its own fixed cache line, written by one process only (as every line of a pair of topics is)")},
+		harness.Contender{System: "floor-cacheline-walk-shared", Run: floorWalk(walkSharedLine,
+			"like floor-cacheline-ringwalk, but round i carries both directions on one fresh line (ping at +0, pong at +8): what a fresh line per message costs by itself")},
 		harness.Contender{System: "unix-socket", Run: uds},
 		harness.Contender{System: "go-channel", Run: channels},
 	)
