@@ -21,7 +21,7 @@ func (d *DB) compactLoop() {
 		}
 		var c *compact.Compaction
 		if !d.opts.DisableAutomaticCompactions && d.manualWait == 0 {
-			c = compact.Pick(d.current, d.compactOptions(), &d.cursors)
+			c = compact.Pick(d.current, d.compactOptions(), &d.cursors, d.running)
 		}
 		if c == nil {
 			d.bgCond.Wait()
@@ -65,13 +65,18 @@ func (d *DB) runCompactionLocked(c *compact.Compaction) error {
 		d.metrics.trivialMoves.Add(1)
 		return nil
 	}
+	if d.testHookRewrite != nil {
+		d.testHookRewrite(c)
+	}
 	v := d.current
 	v.Ref()
 	snapshots := d.snapshots.copySeqs()
+	d.running = append(d.running, c)
 	d.mu.Unlock()
 	metas, bytesIn, err := d.compactFiles(c, v, snapshots)
 	v.Unref()
 	d.mu.Lock()
+	d.running = removeCompaction(d.running, c)
 	if err != nil {
 		return err
 	}
@@ -90,6 +95,17 @@ func (d *DB) runCompactionLocked(c *compact.Compaction) error {
 	d.metrics.compactionBytesOut.Add(out)
 	d.metrics.compactionNanos.Add(int64(time.Since(start)))
 	return nil
+}
+
+func removeCompaction(cs []*compact.Compaction, c *compact.Compaction) []*compact.Compaction {
+	for i, x := range cs {
+		if x == c {
+			copy(cs[i:], cs[i+1:])
+			cs[len(cs)-1] = nil
+			return cs[:len(cs)-1]
+		}
+	}
+	return cs
 }
 
 // compactFiles merges c's inputs into new tables for c.OutputLevel.

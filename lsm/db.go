@@ -80,11 +80,17 @@ type DB struct {
 	snapshots   snapshotList
 	cursors     [manifest.NumLevels][]byte
 	compactions int // running
-	flushing    bool
-	manualWait  int // manual compactions waiting: automatic ones yield
-	bgErr       error
-	closing     bool
-	closed      bool
+	// running are the rewriting compactions in progress (their outputs may
+	// land anywhere in their inputs' key range: moves must keep clear).
+	running []*compact.Compaction
+	// testHookRewrite, if set (by tests), sees every rewriting compaction
+	// as it starts.
+	testHookRewrite func(*compact.Compaction)
+	flushing        bool
+	manualWait      int // manual compactions waiting: automatic ones yield
+	bgErr           error
+	closing         bool
+	closed          bool
 
 	manifestFile vfs.File
 	manifestNum  uint64
@@ -667,7 +673,8 @@ func levelOverlapsBelow(v *manifest.Version, level int, ukey []byte) bool {
 }
 
 func (d *DB) compactOptions() compact.Options {
-	return compact.Options{L0Trigger: d.opts.L0CompactionTrigger, BaseLevelBytes: d.opts.BaseLevelBytes, LevelMultiplier: d.opts.LevelMultiplier}
+	return compact.Options{L0Trigger: d.opts.L0CompactionTrigger, L0FileThreshold: d.opts.L0CompactionFileThreshold,
+		BaseLevelBytes: d.opts.BaseLevelBytes, LevelMultiplier: d.opts.LevelMultiplier}
 }
 
 // releaseMemTablesLocked drops the database's references to its memtables

@@ -72,7 +72,7 @@
 // chooses per block from its first key, e.g. 32 KiB for the scanned event
 // log and 4 KiB for point-read state in the same table.
 //
-// A flush writes one L0 table, syncs it and the directory, then appends a
+// A flush writes one L0 table per partition, syncs them and the directory, then appends a
 // version edit to the manifest and syncs it; only then is the new version
 // installed. Compactions do the same for their outputs. A table file is
 // deleted only when no version references it — the current one, or an older
@@ -86,8 +86,8 @@
 //
 // Get loads the visible sequence number, then takes a reference on the read
 // state (memtables + version) with a CAS loop, and searches the mutable
-// memtable, the immutable ones newest first, L0 tables newest first and one
-// table per deeper level, checking each table's bloom filter before its index
+// memtable, the immutable ones newest first, the L0 tables whose range holds
+// the key newest first and one table per deeper level, checking each table's bloom filter before its index
 // and data blocks. The returned value is a view into the arena or the mapping;
 // the closer releases the reference. No allocation (TestGetDoesNotAllocate).
 //
@@ -99,12 +99,42 @@
 // newest version in each stripe between open snapshots, and drops a tombstone
 // only when every reader sees it and no deeper level holds its key.
 //
+// # Partitions
+//
+// Options.Partition maps a user key to a partition id; no table spans two
+// partitions (a flush or compaction starts a new table where the id changes
+// between consecutive keys). The appliance gives each topic's event log
+// e/<topic>/ a partition of its own and the state s/ another: one memtable
+// flush then writes one table per partition it holds, and a topic's new
+// event table lies after all of that topic's older data instead of spanning
+// the state keys that every other table spans too.
+//
+//	memtable  e/1/100..199  e/2/40..79  s/account/.. s/order/..
+//	   flush ─► L0: [e/1/100-199] [e/2/40-79] [s/a..s/o]
+//	                    │ move        │ move       │ merges with older s/ tables
+//	   L6: [e/1/0-99][e/1/100-199] [e/2/0-39][e/2/40-79]     (never rewritten)
+//
+// Inserts use the same ids: a Batch caches the memtable splice of its last
+// insert per partition lane (16 lanes, by a hash of the id), so a batch
+// that interleaves topics and state keys still appends each topic's keys
+// without searching the skiplist. Correctness never depends on Partition;
+// a function that is not monotonic only cuts more tables.
+//
 // # Compaction
 //
-// Leveled (lsm/internal/compact): L0 compacts into L1 once it has
-// L0CompactionTrigger files; Ln into Ln+1 when its size exceeds BaseLevelBytes
-// × LevelMultiplier^(n-1). Files that overlap nothing below them are moved,
-// not rewritten (time-ordered keys mostly move). Compactions run on
+// Leveled (lsm/internal/compact). L0's measure is its depth, the most L0
+// files holding one key (disjoint files — time-ordered flushes, different
+// partitions — count once): L0 compacts into L1 when its depth reaches
+// L0CompactionTrigger or its file count L0CompactionFileThreshold, and
+// writers stall at a depth of L0StopWritesThreshold. Ln compacts into Ln+1
+// when its size exceeds BaseLevelBytes × LevelMultiplier^(n-1).
+//
+// Files that can go down without a rewrite are moved (a manifest edit):
+// an L0 file that no other L0 file overlaps as soon as it is flushed,
+// whatever L0's score; a file that nothing below it overlaps straight to
+// the bottom level (time-ordered keys, each partition of an event log), else
+// one level down if that level does not overlap it. A move never crosses
+// the key range of a rewriting compaction in progress. Compactions run on
 // CompactionConcurrency goroutines, writing at most CompactionRateBytesPerSec;
 // Compact(start, end) compacts a range down to the deepest level holding it.
 //

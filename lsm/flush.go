@@ -102,14 +102,17 @@ func (d *DB) allocFileNum() uint64 {
 }
 
 // writeTables writes the entries of it into tables of about splitBytes each
-// (0: one table), never splitting one user key's versions across tables,
-// syncs them and the directory, and opens them. limiter may be nil.
+// (0: no size limit), never splitting one user key's versions across
+// tables and starting a new table where Options.Partition changes, syncs
+// them and the directory, and opens them. limiter may be nil.
 func (d *DB) writeTables(it *compact.Iter, splitBytes uint64, limiter *rateLimiter) ([]*manifest.FileMetadata, error) {
 	var metas []*manifest.FileMetadata
 	var w *sstable.Writer
 	var f vfs.File
 	var num uint64
 	var lastUser []byte
+	var lastPart uint64
+	partition := d.opts.Partition
 	fail := func(err error) ([]*manifest.FileMetadata, error) {
 		if f != nil {
 			_ = f.Close()
@@ -152,10 +155,20 @@ func (d *DB) writeTables(it *compact.Iter, splitBytes uint64, limiter *rateLimit
 	for ok := it.First(); ok; ok = it.Next() {
 		key := it.Key()
 		ukey := base.UserKey(key)
-		if w != nil && splitBytes > 0 && w.EstimatedSize() >= splitBytes && string(ukey) != string(lastUser) {
-			if err := finish(); err != nil {
-				return fail(err)
+		if w != nil && string(ukey) != string(lastUser) {
+			cut := splitBytes > 0 && w.EstimatedSize() >= splitBytes
+			if partition != nil {
+				part := partition(ukey)
+				cut = cut || part != lastPart
+				lastPart = part
 			}
+			if cut {
+				if err := finish(); err != nil {
+					return fail(err)
+				}
+			}
+		} else if w == nil && partition != nil {
+			lastPart = partition(ukey)
 		}
 		if w == nil {
 			num = d.allocFileNum()

@@ -19,7 +19,7 @@ func waitIdle(t testing.TB, d *DB) {
 			cursors[i] = append([]byte(nil), d.cursors[i]...)
 		}
 		idle := !d.flushing && d.compactions == 0 && len(d.imm) == 0 &&
-			(d.opts.DisableAutomaticCompactions || compact.Pick(d.current, d.compactOptions(), &cursors) == nil)
+			(d.opts.DisableAutomaticCompactions || compact.Pick(d.current, d.compactOptions(), &cursors, d.running) == nil)
 		bgErr := d.bgErr
 		d.mu.Unlock()
 		if bgErr != nil {

@@ -73,8 +73,9 @@ func (m *memTable) tryReserve(n uint64) bool {
 }
 
 // apply inserts the batch's entries with consecutive sequence numbers from
-// seq. Hot path: no allocation (ikeyBuf and ins are the caller's).
-func (m *memTable) apply(data []byte, seq base.SeqNum, ikeyBuf *[]byte, ins *arenaskl.Inserter) error {
+// seq, each through the cached splice of its partition (st.inserterFor).
+// Hot path: no allocation (st is the caller's working memory).
+func (m *memTable) apply(data []byte, seq base.SeqNum, st *batchState, partition func([]byte) uint64) error {
 	r, err := newBatchReader(data)
 	if err != nil {
 		return err
@@ -87,9 +88,9 @@ func (m *memTable) apply(data []byte, seq base.SeqNum, ikeyBuf *[]byte, ins *are
 		if !ok {
 			return nil
 		}
-		*ikeyBuf = base.AppendInternalKey((*ikeyBuf)[:0], key, seq, kind)
-		if err := m.skl.AddWith(ins, *ikeyBuf, value); err != nil {
-			return fmt.Errorf("lsm: memtable insert of %s: %w", base.FormatKey(*ikeyBuf), err)
+		st.ikeyBuf = base.AppendInternalKey(st.ikeyBuf[:0], key, seq, kind)
+		if err := m.skl.AddWith(st.inserterFor(partition, key), st.ikeyBuf, value); err != nil {
+			return fmt.Errorf("lsm: memtable insert of %s: %w", base.FormatKey(st.ikeyBuf), err)
 		}
 		seq++
 	}

@@ -30,8 +30,10 @@ type dbMetrics struct {
 type LevelMetrics struct {
 	Files int
 	Bytes uint64
-	// Score is the level's size over its target (L0: files over the
-	// trigger); a score of 1 or more makes it eligible for compaction.
+	// Score is the level's size over its target (L0: its depth — the most
+	// files holding one key — over L0CompactionTrigger, or its file count
+	// over L0CompactionFileThreshold if larger); a score of 1 or more
+	// makes it eligible for compaction.
 	Score float64
 }
 
@@ -70,7 +72,8 @@ type Metrics struct {
 	// compactions) over bytes flushed from memtables.
 	WriteAmplification float64
 	// ReadAmplification is the number of sorted runs a point read may
-	// consult: memtables, L0 files and non-empty deeper levels.
+	// consult: memtables, the L0 depth (L0 files holding one key) and
+	// non-empty deeper levels.
 	ReadAmplification int
 	// CoveredLSN is the highest log position all of whose writes are in
 	// tables.
@@ -90,7 +93,7 @@ func (d *DB) Metrics() Metrics {
 		m.MemTableBytes = d.mem.arena.Size()
 	}
 	m.ImmutableMemTables = len(d.imm)
-	m.ReadAmplification = 1 + len(d.imm) + len(v.Levels[0])
+	m.ReadAmplification = 1 + len(d.imm) + v.L0Depth
 	for l := 1; l < manifest.NumLevels; l++ {
 		if len(v.Levels[l]) > 0 {
 			m.ReadAmplification++

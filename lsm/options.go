@@ -40,10 +40,14 @@ type Options struct {
 	// flush before writes stall (default 2).
 	MaxImmutableMemTables int
 
-	// L0CompactionTrigger is the L0 file count that starts a compaction
-	// (default 4).
+	// L0CompactionTrigger is the L0 depth — the most L0 files holding one
+	// user key — that starts a compaction (default 4). L0 files of disjoint
+	// ranges (time-ordered flushes, different partitions) count once.
 	L0CompactionTrigger int
-	// L0StopWritesThreshold is the L0 file count at which writes stall until
+	// L0CompactionFileThreshold is the L0 file count that starts a
+	// compaction whatever the depth (default 100).
+	L0CompactionFileThreshold int
+	// L0StopWritesThreshold is the L0 depth at which writes stall until
 	// compaction catches up (default 12).
 	L0StopWritesThreshold int
 	// BaseLevelBytes is L1's target size (default 64 MiB).
@@ -69,6 +73,24 @@ type Options struct {
 	// DisableAutomaticCompactions leaves compaction to Compact (tests and
 	// tools); L0StopWritesThreshold then does not stall writes.
 	DisableAutomaticCompactions bool
+
+	// Partition, if set, divides the key space into partitions that no
+	// table spans: a flush or compaction starts a new table wherever
+	// Partition changes from one user key to the next. It must be a pure
+	// function of the key and should be monotonic (a ≤ b implies
+	// Partition(a) ≤ Partition(b), so each partition is one key range);
+	// correctness does not depend on it, a function that is not only cuts
+	// more, smaller tables.
+	//
+	// What it buys: a partition whose keys arrive in increasing order (one
+	// topic's event log) flushes into tables that lie after all of its
+	// older data, so they move to the bottom level without being rewritten
+	// however the other partitions (point-updated state) churn; and a
+	// memtable insert reuses the cached position of the last insert into
+	// the same partition (see Batch), which time-ordered keys always hit.
+	// Partition is called for every key a batch inserts and a table write
+	// adds: keep it to a few comparisons.
+	Partition func(userKey []byte) uint64
 
 	// BlockSizeBytes is the target data block size (default 4096).
 	BlockSizeBytes int
@@ -109,6 +131,9 @@ func (o Options) withDefaults() (Options, error) {
 	}
 	if o.L0CompactionTrigger <= 0 {
 		o.L0CompactionTrigger = 4
+	}
+	if o.L0CompactionFileThreshold <= 0 {
+		o.L0CompactionFileThreshold = 100
 	}
 	if o.L0StopWritesThreshold <= 0 {
 		o.L0StopWritesThreshold = 12

@@ -41,9 +41,41 @@ type batchState struct {
 	ikeyBuf []byte
 	rec     [1]wal.Record
 	// ins caches the memtable splice of the batch's last insert: a Batch
-	// reused for time-ordered keys inserts without searching.
-	ins arenaskl.Inserter
+	// reused for time-ordered keys inserts without searching. With
+	// Options.Partition, lanes (allocated on the first such commit) holds
+	// one per partition instead.
+	ins   arenaskl.Inserter
+	lanes *insertLanes
 }
+
+// insertLanes caches memtable splices, one per lane: a batch inserts each
+// key through the lane of its partition (Options.Partition), so keys that
+// increase within their partition — each topic's event log — link right
+// after the previous insert of the same partition without a search, even
+// when a batch interleaves partitions (an event key, then a state key).
+// Partitions whose ids hash to the same lane share it; that costs a search
+// when they alternate, never a wrong insert (an Inserter checks its splice
+// before using it).
+type insertLanes [insertLaneCount]arenaskl.Inserter
+
+// insertLaneCount is the number of cached splices per batch (a power of
+// two): partitions written in the same batches should rarely share one.
+const insertLaneCount = 16
+
+// inserterFor returns the cached splice for ukey's partition. Hot path.
+func (st *batchState) inserterFor(partition func([]byte) uint64, ukey []byte) *arenaskl.Inserter {
+	if partition == nil {
+		return &st.ins
+	}
+	if st.lanes == nil {
+		st.lanes = new(insertLanes)
+	}
+	// Fibonacci hashing: the top bits of the product spread sequential
+	// partition ids (topic 1, 2, 3, ...) over different lanes.
+	return &st.lanes[(partition(ukey)*0x9e3779b97f4a7c15)>>(64-insertLaneBits)]
+}
+
+const insertLaneBits = 4 // log2(insertLaneCount)
 
 var batchPool = sync.Pool{New: func() any { return new(Batch) }}
 
@@ -151,7 +183,7 @@ func (d *DB) commit(b *Batch, sync bool, extLSN uint64) error {
 			syncErr = fmt.Errorf("lsm: batch at LSN %d not durable: %w", lsn, err)
 		}
 	}
-	applyErr := mem.apply(b.data, seq, &b.st.ikeyBuf, &b.st.ins)
+	applyErr := mem.apply(b.data, seq, &b.st, d.opts.Partition)
 	mem.writerDone()
 	d.publish(&b.st.commit)
 	if applyErr != nil {
@@ -239,11 +271,11 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 	}
 }
 
-// l0StallLocked reports whether L0 is too deep to take another memtable.
-// Without automatic compactions nothing would ever shrink it, so the stall
-// does not apply. d.mu held.
+// l0StallLocked reports whether L0 is too deep (files holding one key) to
+// take another memtable. Without automatic compactions nothing would ever
+// shrink it, so the stall does not apply. d.mu held.
 func (d *DB) l0StallLocked() bool {
-	return !d.opts.DisableAutomaticCompactions && d.current.NumFiles(0) >= d.opts.L0StopWritesThreshold
+	return !d.opts.DisableAutomaticCompactions && d.current.L0Depth >= d.opts.L0StopWritesThreshold
 }
 
 // rotateLocked moves the mutable memtable to the immutable queue and starts
@@ -277,8 +309,7 @@ func (d *DB) replayLog() error {
 		return fmt.Errorf("lsm: read log from LSN %d: %w", d.coveredLSN+1, err)
 	}
 	defer r.Close()
-	var scratch []byte
-	var ins arenaskl.Inserter
+	var st batchState
 	replayed := 0
 	for {
 		rec, err := r.Next()
@@ -313,7 +344,7 @@ func (d *DB) replayLog() error {
 				return fmt.Errorf("lsm: log record at LSN %d needs %d bytes, more than a memtable", rec.LSN, need)
 			}
 		}
-		if err := d.mem.apply(rec.Payload, seq, &scratch, &ins); err != nil {
+		if err := d.mem.apply(rec.Payload, seq, &st, d.opts.Partition); err != nil {
 			return fmt.Errorf("lsm: log record at LSN %d: %w", rec.LSN, err)
 		}
 		d.mem.writerDone()

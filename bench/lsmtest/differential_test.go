@@ -25,6 +25,13 @@ type optionSet struct {
 	osFS bool
 }
 
+func thirdBytePartition(k []byte) uint64 {
+	if len(k) < 3 {
+		return 0
+	}
+	return uint64(k[2]) + 1
+}
+
 func smallWAL() wal.Options { return wal.Options{SegmentSizeBytes: 1 << 20, MaxGroupBytes: 256 << 10} }
 
 var optionSets = []optionSet{
@@ -39,6 +46,15 @@ var optionSets = []optionSet{
 	{name: "external-log", ours: func(fs vfs.FS) lsm.Options {
 		return lsm.Options{FS: fs, Durability: lsm.ExternalLog, MemTableSizeBytes: 64 << 10, BlockSizeBytes: 256,
 			TargetFileSizeBytes: 16 << 10, BaseLevelBytes: 64 << 10, LevelMultiplier: 2, L0CompactionTrigger: 2}
+	}},
+	// The appliance's mode with Options.Partition: tables never span
+	// partitions, moves go straight to the bottom, inserts use one cached
+	// splice per partition. Keys k0000..k0299 fall into three partitions
+	// by their third byte (monotonic, as the appliance's are).
+	{name: "external-log-partitioned", ours: func(fs vfs.FS) lsm.Options {
+		return lsm.Options{FS: fs, Durability: lsm.ExternalLog, MemTableSizeBytes: 64 << 10, BlockSizeBytes: 256,
+			TargetFileSizeBytes: 16 << 10, BaseLevelBytes: 64 << 10, LevelMultiplier: 2, L0CompactionTrigger: 2,
+			Partition: thirdBytePartition}
 	}},
 	{name: "defaults-os", osFS: true, ours: func(fs vfs.FS) lsm.Options {
 		return lsm.Options{FS: fs, WAL: smallWAL(), MemTableSizeBytes: 256 << 10}

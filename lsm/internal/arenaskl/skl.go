@@ -107,6 +107,9 @@ type Inserter struct {
 	list       uint64 // Skiplist.id of the splice; 0: none
 	height     int    // levels of prev and next that hold a splice
 	prev, next [MaxHeight]uint32
+	// Searches counts the insertions whose cached splice did not bracket
+	// the key and that searched from the head instead.
+	Searches uint64
 }
 
 // Add inserts the encoded internal key ikey with value. It copies both into
@@ -142,6 +145,7 @@ func (s *Skiplist) AddWith(ins *Inserter, ikey, value []byte) error {
 
 	ukey, trailer := base.UserKey(ikey), base.Trailer(ikey)
 	if !s.spliceValid(ins, ukey, trailer, listHeight) {
+		ins.Searches++
 		x := s.head
 		for level := listHeight - 1; level >= 0; level-- {
 			p, n, eq := s.findSpliceForLevel(ukey, trailer, level, x)

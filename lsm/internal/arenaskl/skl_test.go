@@ -171,6 +171,18 @@ func TestInserterMatchesSortedOrder(t *testing.T) {
 	if _, _, ok := other.Get([]byte("a"), base.SeqNumMax); !ok {
 		t.Fatal("insert into a second list through a used Inserter lost")
 	}
+	// Ascending keys search for the first insert and when the list grows
+	// taller than the cached splice; the rest link at the cached splice.
+	asc := newList(t, 1<<20)
+	var fresh Inserter
+	for i := range 1000 {
+		if err := asc.AddWith(&fresh, ikey(fmt.Sprintf("key%07d", i), 1, base.KindSet), nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if h := uint64(asc.height.Load()); fresh.Searches > h {
+		t.Fatalf("1000 ascending inserts searched %d times, more than the list's height %d", fresh.Searches, h)
+	}
 }
 
 func TestArenaFull(t *testing.T) {

@@ -104,7 +104,7 @@ func version(t *testing.T, files map[int][]*manifest.FileMetadata) *manifest.Ver
 	return v
 }
 
-var opts = Options{L0Trigger: 4, BaseLevelBytes: 1000, LevelMultiplier: 10}
+var opts = Options{L0Trigger: 4, L0FileThreshold: 100, BaseLevelBytes: 1000, LevelMultiplier: 10}
 
 func nums(fs []*manifest.FileMetadata) (out []uint64) {
 	for _, f := range fs {
@@ -115,29 +115,41 @@ func nums(fs []*manifest.FileMetadata) (out []uint64) {
 
 func TestPick(t *testing.T) {
 	var cursors [manifest.NumLevels][]byte
-	// Below every trigger: nothing to do.
-	if c := Pick(version(t, map[int][]*manifest.FileMetadata{0: {meta(1, "a", "b", 1, 10)}}), opts, &cursors); c != nil {
+	// Below every trigger, and the L0 file cannot move (L1 overlaps it):
+	// nothing to do.
+	v := version(t, map[int][]*manifest.FileMetadata{0: {meta(1, "a", "b", 2, 10)}, 1: {meta(2, "a", "c", 1, 10)}})
+	if c := Pick(v, opts, &cursors, nil); c != nil {
 		t.Fatalf("picked %+v below the trigger", c)
 	}
-	// Time-ordered flushes: four disjoint L0 files, empty L1 → trivial move.
-	v := version(t, map[int][]*manifest.FileMetadata{0: {
+	// Time-ordered flushes: four disjoint L0 files over an empty tree move
+	// to the bottom in one edit.
+	v = version(t, map[int][]*manifest.FileMetadata{0: {
 		meta(1, "e/001", "e/100", 1, 10), meta(2, "e/101", "e/200", 2, 10),
 		meta(3, "e/201", "e/300", 3, 10), meta(4, "e/301", "e/400", 4, 10)}})
-	c := Pick(v, opts, &cursors)
-	if c == nil || c.StartLevel != 0 || !c.TrivialMove || len(c.Inputs[0]) != 4 {
+	c := Pick(v, opts, &cursors, nil)
+	if c == nil || c.StartLevel != 0 || !c.TrivialMove || len(c.Inputs[0]) != 4 || c.OutputLevel != manifest.NumLevels-1 {
 		t.Fatalf("time-ordered L0: %+v", c)
 	}
-	// Overlapping L0 files: a real compaction pulling in the L1 overlap.
+	// One such file moves at once, below the trigger.
+	v = version(t, map[int][]*manifest.FileMetadata{0: {meta(1, "e/401", "e/500", 5, 10)}, 6: {meta(2, "e/001", "e/400", 1, 40)}})
+	if c := Pick(v, opts, &cursors, nil); c == nil || !c.TrivialMove || c.OutputLevel != 6 || len(c.Inputs[0]) != 1 {
+		t.Fatalf("one time-ordered L0 file: %+v", c)
+	}
+	// Overlapping L0 files, four deep at "c": a real compaction pulling in
+	// the L1 overlap.
 	v = version(t, map[int][]*manifest.FileMetadata{
-		0: {meta(1, "a", "m", 1, 10), meta(2, "c", "d", 2, 10), meta(3, "x", "z", 3, 10), meta(4, "b", "c", 4, 10)},
+		0: {meta(1, "a", "m", 1, 10), meta(2, "c", "d", 2, 10), meta(3, "c", "z", 3, 10), meta(4, "b", "c", 4, 10)},
 		1: {meta(5, "a", "b", 0, 10), meta(6, "n", "o", 0, 10), meta(7, "y", "y", 0, 10)}})
-	c = Pick(v, opts, &cursors)
+	if v.L0Depth != 4 {
+		t.Fatalf("L0 depth %d, want 4", v.L0Depth)
+	}
+	c = Pick(v, opts, &cursors, nil)
 	if c == nil || c.TrivialMove || len(c.Inputs[0]) != 4 || fmt.Sprint(nums(c.Inputs[1])) != "[5 6 7]" {
 		t.Fatalf("overlapping L0: %+v", c)
 	}
 	// An L0 file already compacting blocks another L0 compaction.
 	v.Levels[0][0].Compacting = true
-	if c := Pick(v, opts, &cursors); c != nil {
+	if c := Pick(v, opts, &cursors, nil); c != nil {
 		t.Fatalf("picked %+v while L0 is busy", c)
 	}
 	// L1 over its 1000-byte target: one file, round-robin, with L2 overlap.
@@ -145,20 +157,134 @@ func TestPick(t *testing.T) {
 		1: {meta(1, "a", "c", 1, 600), meta(2, "d", "f", 1, 600)},
 		2: {meta(3, "b", "b", 0, 10)}})
 	cursors = [manifest.NumLevels][]byte{}
-	c = Pick(v, opts, &cursors)
+	c = Pick(v, opts, &cursors, nil)
 	if c == nil || c.StartLevel != 1 || fmt.Sprint(nums(c.Inputs[0])) != "[1]" || fmt.Sprint(nums(c.Inputs[1])) != "[3]" || c.TrivialMove {
 		t.Fatalf("L1 first pick: %+v", c)
 	}
-	c = Pick(v, opts, &cursors)
-	if c == nil || fmt.Sprint(nums(c.Inputs[0])) != "[2]" || !c.TrivialMove {
-		t.Fatalf("L1 second pick (cursor should advance; no L2 overlap → move): %+v", c)
+	c = Pick(v, opts, &cursors, nil)
+	if c == nil || fmt.Sprint(nums(c.Inputs[0])) != "[2]" || !c.TrivialMove || c.OutputLevel != 6 {
+		t.Fatalf("L1 second pick (cursor should advance; nothing below overlaps → move to the bottom): %+v", c)
 	}
 	// The most urgent level goes first.
 	v = version(t, map[int][]*manifest.FileMetadata{
 		0: {meta(1, "a", "b", 1, 1), meta(2, "a", "b", 2, 1), meta(3, "a", "b", 3, 1), meta(4, "a", "b", 4, 1)},
 		2: {meta(5, "a", "z", 0, 50000)}})
-	if c := Pick(v, opts, &cursors); c == nil || c.StartLevel != 2 {
+	if c := Pick(v, opts, &cursors, nil); c == nil || c.StartLevel != 2 {
 		t.Fatalf("L2 at score 5 should beat L0 at 1: %+v", c)
+	}
+}
+
+// TestPickPartitionedFlushes: flushes cut at partition boundaries leave one
+// table per partition in L0. The event-log tables of each topic lie after
+// everything stored and go to the bottom; the state tables overlap each
+// other and stay until their depth reaches the trigger, then compact
+// without touching the event log.
+func TestPickPartitionedFlushes(t *testing.T) {
+	var cursors [manifest.NumLevels][]byte
+	v := version(t, map[int][]*manifest.FileMetadata{
+		0: {
+			meta(10, "e/1/101", "e/1/200", 2, 100), meta(11, "e/2/051", "e/2/090", 2, 100), meta(12, "s/a", "s/y", 2, 10),
+			meta(13, "e/1/201", "e/1/300", 3, 100), meta(14, "s/b", "s/z", 3, 10),
+		},
+		1: {meta(5, "s/a", "s/m", 1, 10)},
+		6: {meta(1, "e/1/001", "e/1/100", 1, 1000), meta(2, "e/2/001", "e/2/050", 1, 1000)},
+	})
+	if v.L0Depth != 2 {
+		t.Fatalf("L0 depth %d, want 2 (the two state tables)", v.L0Depth)
+	}
+	c := Pick(v, opts, &cursors, nil)
+	if c == nil || !c.TrivialMove || c.OutputLevel != 6 || fmt.Sprint(nums(c.Inputs[0])) != "[10 11 13]" {
+		t.Fatalf("event-log tables should move to L6 together: %+v", c)
+	}
+	// After the move only the state tables are left: depth 2 of 4, so
+	// nothing more until two more flushes.
+	e := &manifest.VersionEdit{}
+	for _, f := range c.Inputs[0] {
+		e.Deleted = append(e.Deleted, manifest.DeletedFile{Level: 0, FileNum: f.FileNum})
+		e.Added = append(e.Added, manifest.NewFile{Level: 6, Meta: f})
+	}
+	v2, err := v.Apply(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := Pick(v2, opts, &cursors, nil); c != nil {
+		t.Fatalf("picked %+v with two state tables in L0", c)
+	}
+	// A rewriting compaction in progress whose range covers an event-log
+	// table keeps it in L0 (its outputs may land anywhere in that range).
+	running := &Compaction{StartLevel: 0, OutputLevel: 1, Inputs: [2][]*manifest.FileMetadata{{meta(20, "e/1/150", "e/1/160", 9, 1)}}}
+	c = Pick(v, opts, &cursors, []*Compaction{running})
+	if c == nil || fmt.Sprint(nums(c.Inputs[0])) != "[11 13]" {
+		t.Fatalf("the table under a running compaction should stay: %+v", c)
+	}
+}
+
+func TestMoveTarget(t *testing.T) {
+	v := version(t, map[int][]*manifest.FileMetadata{
+		0: {meta(1, "a", "c", 5, 1), meta(2, "b", "d", 6, 1), meta(3, "m", "n", 7, 1), meta(4, "x", "y", 8, 1), meta(5, "p", "q", 9, 1)},
+		1: {meta(10, "x", "x", 2, 1)},
+		3: {meta(11, "p", "p", 1, 1)},
+		4: {meta(12, "r", "s", 1, 1)},
+	})
+	l0 := func(num uint64) *manifest.FileMetadata {
+		for _, f := range v.Levels[0] {
+			if f.FileNum == num {
+				return f
+			}
+		}
+		t.Fatalf("no L0 file %d", num)
+		return nil
+	}
+	cases := []struct {
+		name string
+		from int
+		f    *manifest.FileMetadata
+		want int
+	}{
+		{"L0 file overlapping another L0 file stays", 0, l0(1), -1},
+		{"L0 file clear of everything goes to the bottom", 0, l0(3), 6},
+		{"L0 file overlapping L1 stays", 0, l0(4), -1},
+		{"L0 file clear of L1 but over L3 goes one level", 0, l0(5), 1},
+		{"L3 file clear below goes to the bottom", 3, meta(20, "c", "d", 1, 1), 6},
+		{"L2 file over L4 goes one level", 2, meta(21, "r", "r", 1, 1), 3},
+		{"L2 file over L3 stays", 2, meta(22, "p", "p", 1, 1), -1},
+		{"bottom file stays", 6, meta(23, "a", "a", 1, 1), -1},
+	}
+	for _, c := range cases {
+		if got := MoveTarget(v, c.from, c.f, nil); got != c.want {
+			t.Errorf("%s: MoveTarget = %d, want %d", c.name, got, c.want)
+		}
+	}
+	busy := []*Compaction{{StartLevel: 1, OutputLevel: 2, Inputs: [2][]*manifest.FileMetadata{{meta(30, "l", "o", 1, 1)}}}}
+	if got := MoveTarget(v, 0, l0(3), busy); got != -1 {
+		t.Errorf("L0 file inside a running compaction's range: MoveTarget = %d, want -1", got)
+	}
+	if got := MoveTarget(v, 3, meta(24, "m", "m", 1, 1), busy); got != 4 {
+		t.Errorf("L3 file inside a running compaction's range: MoveTarget = %d, want 4 (one level, not the bottom)", got)
+	}
+}
+
+// TestL0FileThreshold: disjoint L0 files that cannot move (L1 overlaps
+// each) are one deep, so only the file-count threshold compacts them.
+func TestL0FileThreshold(t *testing.T) {
+	var cursors [manifest.NumLevels][]byte
+	files := map[int][]*manifest.FileMetadata{}
+	for i := range 6 {
+		k := fmt.Sprintf("k%d", i)
+		files[0] = append(files[0], meta(uint64(10+i), k, k, base.SeqNum(10+i), 1))
+		files[1] = append(files[1], meta(uint64(20+i), k, k, 1, 1))
+	}
+	v := version(t, files)
+	if v.L0Depth != 1 {
+		t.Fatalf("depth %d, want 1", v.L0Depth)
+	}
+	if c := Pick(v, opts, &cursors, nil); c != nil {
+		t.Fatalf("picked %+v: depth 1 and 6 files are below both triggers", c)
+	}
+	o := opts
+	o.L0FileThreshold = 6
+	if c := Pick(v, o, &cursors, nil); c == nil || c.StartLevel != 0 || c.TrivialMove || len(c.Inputs[0]) != 6 {
+		t.Fatalf("6 files at a threshold of 6: %+v", c)
 	}
 }
 

@@ -9,8 +9,13 @@ import (
 
 // Options are the shape of the tree.
 type Options struct {
-	// L0Trigger is the L0 file count that triggers an L0 compaction (4).
+	// L0Trigger is the L0 depth (Version.L0Depth: files holding one key)
+	// that triggers an L0 compaction (4).
 	L0Trigger int
+	// L0FileThreshold is the L0 file count that triggers one whatever the
+	// depth (100): disjoint L0 files that cannot move down (L1 overlaps
+	// them) still cost every iterator a table each.
+	L0FileThreshold int
 	// BaseLevelBytes is L1's target size (64 MiB).
 	BaseLevelBytes uint64
 	// LevelMultiplier is the growth factor between levels (10).
@@ -68,10 +73,15 @@ func anyCompacting(fs []*manifest.FileMetadata) bool {
 	return false
 }
 
-// Scores returns the score of every level (0 for the last level).
+// Scores returns the score of every level (0 for the last level). L0's is
+// the larger of its depth over L0Trigger and its file count over
+// L0FileThreshold.
 func Scores(v *manifest.Version, o Options) [manifest.NumLevels]float64 {
 	var s [manifest.NumLevels]float64
-	s[0] = float64(len(v.Levels[0])) / float64(o.L0Trigger)
+	s[0] = float64(v.L0Depth) / float64(o.L0Trigger)
+	if o.L0FileThreshold > 0 {
+		s[0] = max(s[0], float64(len(v.Levels[0]))/float64(o.L0FileThreshold))
+	}
 	for l := 1; l < manifest.NumLevels-1; l++ {
 		s[l] = float64(v.LevelBytes(l)) / float64(o.MaxBytes(l))
 	}
@@ -81,8 +91,16 @@ func Scores(v *manifest.Version, o Options) [manifest.NumLevels]float64 {
 // Pick chooses the most urgent compaction, or nil if no level is over its
 // target or every candidate touches a file already being compacted. cursors
 // holds, per level, the largest user key of the last file compacted from it;
-// Pick advances it.
-func Pick(v *manifest.Version, o Options, cursors *[manifest.NumLevels][]byte) *Compaction {
+// Pick advances it. inProgress are the compactions running (their inputs
+// are marked Compacting; a move never stays in progress).
+//
+// L0 files that can move down without a rewrite (see MoveTarget) are moved
+// first, whatever L0's score: a move costs one manifest edit, and a
+// time-ordered (or partitioned) flush then leaves L0 at once.
+func Pick(v *manifest.Version, o Options, cursors *[manifest.NumLevels][]byte, inProgress []*Compaction) *Compaction {
+	if c := pickL0Moves(v, inProgress); c != nil {
+		return c
+	}
 	scores := Scores(v, o)
 	levels := make([]int, 0, manifest.NumLevels-1)
 	for l := 0; l < manifest.NumLevels-1; l++ {
@@ -96,7 +114,7 @@ func Pick(v *manifest.Version, o Options, cursors *[manifest.NumLevels][]byte) *
 		if l == 0 {
 			c = pickL0(v)
 		} else {
-			c = pickLevel(v, l, cursors)
+			c = pickLevel(v, l, cursors, inProgress)
 		}
 		if c != nil {
 			c.Score = scores[l]
@@ -135,7 +153,74 @@ func disjoint(fs []*manifest.FileMetadata) bool {
 	return true
 }
 
-func pickLevel(v *manifest.Version, level int, cursors *[manifest.NumLevels][]byte) *Compaction {
+// MoveTarget returns the level a file of level from can be re-linked to
+// without rewriting it, or -1. A file whose key range no file below it
+// overlaps, and no running compaction's range touches, goes to the bottom
+// level: nothing anywhere holds its keys, so no level order is at stake —
+// the event log of a topic, whose new tables lie after everything stored,
+// reaches the bottom in one move instead of one level at a time. Failing
+// that, a file goes one level down if nothing there overlaps it. An L0 file
+// moves only if no other L0 file overlaps it (then no newer or older
+// version of its keys stays above it) and no running compaction's range
+// touches it (an L0 compaction's outputs may span the gaps between its
+// inputs).
+func MoveTarget(v *manifest.Version, from int, f *manifest.FileMetadata, inProgress []*Compaction) int {
+	lo, hi := f.SmallestUser(), f.LargestUser()
+	busy := false
+	for _, c := range inProgress {
+		if s, l := c.Bounds(); bytes.Compare(s, hi) <= 0 && bytes.Compare(l, lo) >= 0 {
+			busy = true
+			break
+		}
+	}
+	if from == 0 {
+		if busy {
+			return -1
+		}
+		for _, g := range v.Levels[0] {
+			if g != f && bytes.Compare(g.SmallestUser(), hi) <= 0 && bytes.Compare(g.LargestUser(), lo) >= 0 {
+				return -1
+			}
+		}
+	}
+	bottom := manifest.NumLevels - 1
+	if from >= bottom {
+		return -1
+	}
+	clearBelow := !busy
+	for l := from + 1; l <= bottom && clearBelow; l++ {
+		clearBelow = len(v.Overlaps(l, lo, hi)) == 0
+	}
+	switch {
+	case clearBelow:
+		return bottom
+	case len(v.Overlaps(from+1, lo, hi)) == 0:
+		return from + 1
+	}
+	return -1
+}
+
+// pickL0Moves returns a move of every L0 file that can be re-linked to the
+// same level as the oldest such file (MoveTarget), or nil.
+func pickL0Moves(v *manifest.Version, inProgress []*Compaction) *Compaction {
+	var c *Compaction
+	for _, f := range v.Levels[0] {
+		if f.Compacting {
+			continue
+		}
+		t := MoveTarget(v, 0, f, inProgress)
+		if t < 0 || c != nil && t != c.OutputLevel {
+			continue
+		}
+		if c == nil {
+			c = &Compaction{StartLevel: 0, OutputLevel: t, TrivialMove: true}
+		}
+		c.Inputs[0] = append(c.Inputs[0], f)
+	}
+	return c
+}
+
+func pickLevel(v *manifest.Version, level int, cursors *[manifest.NumLevels][]byte, inProgress []*Compaction) *Compaction {
 	files := v.Levels[level]
 	start := sort.Search(len(files), func(i int) bool {
 		return cursors[level] == nil || bytes.Compare(files[i].SmallestUser(), cursors[level]) > 0
@@ -150,11 +235,15 @@ func pickLevel(v *manifest.Version, level int, cursors *[manifest.NumLevels][]by
 			continue
 		}
 		cursors[level] = append(cursors[level][:0], f.LargestUser()...)
-		return &Compaction{
+		c := &Compaction{
 			StartLevel: level, OutputLevel: level + 1,
-			Inputs:      [2][]*manifest.FileMetadata{{f}, in1},
-			TrivialMove: len(in1) == 0,
+			Inputs: [2][]*manifest.FileMetadata{{f}, in1},
 		}
+		if len(in1) == 0 {
+			c.TrivialMove = true
+			c.OutputLevel = max(level+1, MoveTarget(v, level, f, inProgress))
+		}
+		return c
 	}
 	return nil
 }

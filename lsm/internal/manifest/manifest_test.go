@@ -83,6 +83,34 @@ func TestApplyKeepsLevelInvariants(t *testing.T) {
 	}
 }
 
+func TestL0Depth(t *testing.T) {
+	cases := []struct {
+		name  string
+		files [][2]string
+		want  int
+	}{
+		{"empty", nil, 0},
+		{"one", [][2]string{{"a", "b"}}, 1},
+		{"disjoint time-ordered flushes", [][2]string{{"a", "b"}, {"c", "d"}, {"e", "f"}}, 1},
+		{"sharing an end key", [][2]string{{"a", "c"}, {"c", "d"}}, 2},
+		{"nested", [][2]string{{"a", "z"}, {"b", "c"}, {"d", "e"}, {"d", "d"}}, 3},
+		{"partitioned flushes: events apart, state stacked", [][2]string{{"e/1", "e/2"}, {"s/a", "s/y"}, {"e/3", "e/4"}, {"s/b", "s/z"}, {"s/c", "s/c"}}, 3},
+	}
+	for _, c := range cases {
+		e := &VersionEdit{}
+		for i, f := range c.files {
+			e.Added = append(e.Added, NewFile{0, meta(uint64(i+1), f[0], f[1], base.SeqNum(i+1))})
+		}
+		v, err := NewVersion(nil).Apply(e)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if v.L0Depth != c.want {
+			t.Errorf("%s: L0Depth %d, want %d", c.name, v.L0Depth, c.want)
+		}
+	}
+}
+
 func TestOverlapsExpandsL0(t *testing.T) {
 	v, err := NewVersion(nil).Apply(&VersionEdit{Added: []NewFile{
 		{0, meta(1, "a", "c", 1)}, {0, meta(2, "b", "f", 2)}, {0, meta(3, "e", "g", 3)}, {0, meta(4, "x", "z", 4)},

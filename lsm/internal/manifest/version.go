@@ -49,6 +49,13 @@ func (m *FileMetadata) String() string {
 type Version struct {
 	Levels [NumLevels][]*FileMetadata
 
+	// L0Depth is the most L0 files that hold any one user key (their
+	// ranges overlap there): the number of L0 tables a point read may have
+	// to search, which L0 compaction and the write stall bound. L0 files
+	// of disjoint ranges — flushes of a time-ordered key space, or of
+	// different partitions — count once.
+	L0Depth int
+
 	refs atomic.Int32
 	// obsolete is called with the files whose last version reference went
 	// away when the version's refcount drops to zero.
@@ -144,12 +151,46 @@ func (v *Version) Apply(e *VersionEdit) (*Version, error) {
 			}
 		}
 	}
+	nv.L0Depth = maxOverlapDepth(nv.Levels[0])
 	for _, files := range nv.Levels {
 		for _, f := range files {
 			f.refs.Add(1)
 		}
 	}
 	return nv, nil
+}
+
+// maxOverlapDepth returns the largest number of files whose inclusive
+// user-key ranges share one key: a sweep over the range ends, where a range
+// starting at a key counts before one ending there.
+func maxOverlapDepth(files []*FileMetadata) int {
+	if len(files) < 2 {
+		return len(files)
+	}
+	type end struct {
+		key   []byte
+		start bool
+	}
+	ends := make([]end, 0, 2*len(files))
+	for _, f := range files {
+		ends = append(ends, end{f.SmallestUser(), true}, end{f.LargestUser(), false})
+	}
+	sort.Slice(ends, func(i, j int) bool {
+		if c := bytes.Compare(ends[i].key, ends[j].key); c != 0 {
+			return c < 0
+		}
+		return ends[i].start && !ends[j].start
+	})
+	depth, deepest := 0, 0
+	for _, e := range ends {
+		if e.start {
+			depth++
+			deepest = max(deepest, depth)
+		} else {
+			depth--
+		}
+	}
+	return deepest
 }
 
 // Overlaps returns the files of level whose user-key range intersects
