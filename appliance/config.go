@@ -70,8 +70,8 @@ type WALConfig struct {
 type LSMConfig struct {
 	MemTableSizeBytes         int    `toml:"memtable_size_bytes" doc:"arena size of one memtable" unit:"bytes" min:"1048576" max:"4294967295"`
 	MaxImmutableMemTables     int    `toml:"max_immutable_memtables" doc:"full memtables waiting for flush before writes stall" unit:"memtables" min:"1" max:"16"`
-	L0CompactionTrigger       int    `toml:"l0_compaction_trigger" doc:"L0 file count that starts a compaction" unit:"files" min:"1" max:"64"`
-	L0StopWritesThreshold     int    `toml:"l0_stop_writes_threshold" doc:"L0 file count at which writes stall until compaction catches up" unit:"files" min:"2" max:"256"`
+	L0CompactionTrigger       int    `toml:"l0_compaction_trigger" doc:"L0 depth (the most L0 tables holding one key; tables of disjoint ranges, such as different topics' event logs, count once) that starts a compaction" unit:"files" min:"1" max:"64"`
+	L0StopWritesThreshold     int    `toml:"l0_stop_writes_threshold" doc:"L0 depth at which writes stall until compaction catches up" unit:"files" min:"2" max:"256"`
 	BaseLevelBytes            uint64 `toml:"base_level_bytes" doc:"target size of L1" unit:"bytes" min:"1048576" max:"1099511627776"`
 	LevelMultiplier           uint64 `toml:"level_multiplier" doc:"size ratio between adjacent levels" unit:"ratio" min:"2" max:"100"`
 	TargetFileSizeBytes       uint64 `toml:"target_file_size_bytes" doc:"where compaction output is split into files" unit:"bytes" min:"1048576" max:"17179869184"`

@@ -56,6 +56,27 @@ func appendTopicSeqKey(dst []byte, space byte, topic uint32, seq uint64) []byte 
 	return binary.BigEndian.AppendUint64(dst, seq)
 }
 
+// storePartition is the store's lsm.Options.Partition: the event log and
+// the quarantine of each topic (e/<topic>/, q/<topic>/) are a partition
+// each, every other key space (s/ state, m/ catalog) is one partition per
+// first byte. No table then spans two topics' logs or a log and the
+// state, so each topic's log, appended in sequence order, flushes into
+// tables that lie after its older ones and move to the bottom level
+// without being rewritten, while the state keys compact among themselves;
+// and each topic's inserts keep their own cached memtable position. The
+// ids increase with the keys the appliance writes (first byte, then topic
+// id), as lsm wants. Hot path: a few comparisons.
+func storePartition(key []byte) uint64 {
+	if len(key) == 0 {
+		return 0
+	}
+	p := uint64(key[0]) << 56
+	if (key[0] == 'e' || key[0] == 'q') && len(key) >= 6 && key[1] == '/' {
+		p |= 1<<32 | uint64(binary.BigEndian.Uint32(key[2:6]))
+	}
+	return p
+}
+
 // topicPrefix returns the key prefix of one topic in a topic/seq space and
 // the first key past it.
 func topicPrefix(space byte, topic uint32) (lower, upper []byte) {

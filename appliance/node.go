@@ -36,7 +36,8 @@ type Node struct {
 	logw  io.Writer
 	logMu sync.Mutex
 
-	fs      vfs.FS
+	fs      vfs.FS // the WAL's: base with its durable writes timed
+	storeFS vfs.FS // the store's: base itself, so lsm can map its tables
 	wal     *wal.Log
 	db      *lsm.DB
 	met     *metrics
@@ -103,6 +104,11 @@ func Open(cfg Config, opts Options) (*Node, error) {
 	}
 	n.met = newMetrics(n)
 	n.fs = &timedFS{FS: base, hist: n.met.fsyncDuration}
+	// The store gets the file system unwrapped: lsm maps a table through
+	// the file's descriptor or, on vfs.OS, by path, and a wrapper hides
+	// both, so every table would be read into the heap instead (timedFS
+	// times only O_DSYNC writes, which the store never makes).
+	n.storeFS = base
 	if err := n.open(); err != nil {
 		n.closeStores()
 		return nil, err
@@ -156,13 +162,13 @@ func (n *Node) lsmOptions() lsm.Options {
 		bloom = -1
 	}
 	return lsm.Options{
-		FS: n.fs, Durability: lsm.ExternalLog,
+		FS: n.storeFS, Durability: lsm.ExternalLog,
 		MemTableSizeBytes: c.MemTableSizeBytes, MaxImmutableMemTables: c.MaxImmutableMemTables,
 		L0CompactionTrigger: c.L0CompactionTrigger, L0StopWritesThreshold: c.L0StopWritesThreshold,
 		BaseLevelBytes: c.BaseLevelBytes, LevelMultiplier: c.LevelMultiplier,
 		TargetFileSizeBytes: c.TargetFileSizeBytes, CompactionConcurrency: c.CompactionConcurrency,
 		CompactionRateBytesPerSec: c.CompactionRateBytesPerSec, BlockSizeBytes: c.BlockSizeBytes,
-		BloomBitsPerKey: bloom, Logf: n.logf,
+		BloomBitsPerKey: bloom, Partition: storePartition, Logf: n.logf,
 	}
 }
 
@@ -207,19 +213,18 @@ func (n *Node) replay() error {
 	interval := time.Duration(n.cfg.Recovery.ProgressIntervalMs) * time.Millisecond
 	nextReport := start.Add(interval)
 	n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
-	s := n.storage
-	lb := &s.applyBatch
-	lb.Reset()
+	sb := &n.storage.build
+	sb.reset()
 	var done, bytes int64
 	var batchLast wal.LSN
 	flush := func() error {
-		if lb.Empty() {
+		if sb.records == 0 {
 			return nil
 		}
-		if err := n.db.ApplyAt(lb, uint64(batchLast)); err != nil {
+		if err := n.db.ApplyAt(sb.batch(), uint64(batchLast)); err != nil {
 			return fmt.Errorf("recovery: apply WAL records up to LSN %d: %w", batchLast, err)
 		}
-		lb.Reset()
+		sb.reset()
 		return nil
 	}
 	for {
@@ -230,13 +235,13 @@ func (n *Node) replay() error {
 		if err != nil {
 			return fmt.Errorf("recovery: WAL record after LSN %d: %w", uint64(covered)+uint64(done), err)
 		}
-		if err := s.addToLSM(lb, rec.Type, rec.LSN, rec.Payload); err != nil {
+		if err := sb.add(rec.Type, rec.LSN, rec.Payload); err != nil {
 			return fmt.Errorf("recovery: %w", err)
 		}
 		batchLast = rec.LSN
 		done++
 		bytes += int64(len(rec.Payload))
-		if int(lb.Count()) >= n.cfg.Recovery.ReplayBatchRecords {
+		if sb.records >= n.cfg.Recovery.ReplayBatchRecords {
 			if err := flush(); err != nil {
 				return err
 			}
@@ -315,15 +320,15 @@ func (n *Node) loadCatalog() error {
 	if err != nil {
 		return fmt.Errorf("register topics in the catalog: %w", err)
 	}
-	lb := &n.storage.applyBatch
-	lb.Reset()
+	sb := &n.storage.build
+	sb.reset()
 	first := last - wal.LSN(len(records)) + 1
 	for i, r := range records {
-		if err := n.storage.addToLSM(lb, r.Type, first+wal.LSN(i), r.Payload); err != nil {
+		if err := sb.add(r.Type, first+wal.LSN(i), r.Payload); err != nil {
 			return err
 		}
 	}
-	if err := n.db.ApplyAt(lb, uint64(last)); err != nil {
+	if err := n.db.ApplyAt(sb.batch(), uint64(last)); err != nil {
 		return fmt.Errorf("register topics in the catalog: %w", err)
 	}
 	n.storage.appliedLSN.Store(uint64(last))

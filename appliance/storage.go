@@ -138,11 +138,9 @@ type storage struct {
 	appliedLSN atomic.Uint64
 	pinnedCPU  atomic.Int64
 
-	applyErr   error
-	applyBatch lsm.Batch
-	keyBuf     []byte
-	stateBuf   []byte
-	extract    stateExtractor
+	// Applier-owned (apply.go).
+	applyErr error
+	build    storeBatch
 }
 
 func newStorage(cfg StorageConfig, w *wal.Log, db *lsm.DB, met *metrics, logf func(string, ...any)) *storage {
@@ -154,7 +152,6 @@ func newStorage(cfg StorageConfig, w *wal.Log, db *lsm.DB, met *metrics, logf fu
 		adminCh: make(chan *adminRequest, cfg.AdminQueueDepth),
 		done:    make(chan struct{}),
 		applied: make(chan struct{}),
-		keyBuf:  make([]byte, 0, 256),
 	}
 	s.pinnedCPU.Store(-1)
 	s.noop = func([]byte, uint64) {}
@@ -642,78 +639,6 @@ func (s *storage) drainNow() {
 		s.drainUntil[i].Store(0)
 	}
 	s.wake()
-}
-
-// applier applies durable batches to the LSM in LSN order: the event log,
-// the quarantine and the materialized state.
-func (s *storage) applier() {
-	defer close(s.applied)
-	for b := range s.applyCh {
-		if s.applyErr == nil {
-			if err := s.applyBatchRecords(b); err != nil {
-				s.applyErr = err
-				s.setErr(err)
-				s.logf("storage: %v", err)
-			}
-		}
-		for _, req := range b.admin {
-			req.done <- s.applyErr
-		}
-		if b.lastLSN > 0 {
-			s.appliedLSN.Store(uint64(b.lastLSN))
-		}
-		b.reset()
-		s.free <- b
-		s.wake() // a committer parked with every batch busy can go on
-	}
-}
-
-// applyBatchRecords turns one batch into one LSM batch. Hot path for the
-// applier: no allocation once the LSM batch and key buffers have grown.
-func (s *storage) applyBatchRecords(b *batch) error {
-	if len(b.records) == 0 {
-		return nil
-	}
-	lb := &s.applyBatch
-	lb.Reset()
-	for i := range b.records {
-		r := &b.records[i]
-		if err := s.addToLSM(lb, r.Type, b.lastLSN, r.Payload); err != nil {
-			return err
-		}
-	}
-	if err := s.db.ApplyAt(lb, uint64(b.lastLSN)); err != nil {
-		return fmt.Errorf("apply batch ending at WAL LSN %d to the store: %w", b.lastLSN, err)
-	}
-	return nil
-}
-
-// addToLSM adds the keys of one WAL record to lb.
-func (s *storage) addToLSM(lb *lsm.Batch, typ uint16, lsn wal.LSN, payload []byte) error {
-	d, err := decodeRecord(typ, lsn, payload)
-	if err != nil {
-		return err
-	}
-	switch d.kind {
-	case recFrame:
-		s.keyBuf = appendEventKey(s.keyBuf[:0], d.topic, d.seq)
-		lb.Set(s.keyBuf, d.frame)
-		// Frames from the rings were verified before they were logged;
-		// the state accessors rely on that.
-		if k, ok := s.extract.stateKey(s.stateBuf[:0], d.frame); ok {
-			s.stateBuf = k
-			lb.Set(k, d.frame)
-		}
-	case recQuarantine:
-		s.keyBuf = appendQuarantineKey(s.keyBuf[:0], d.topic, d.seq)
-		lb.Set(s.keyBuf, payload[4:]) // reason length, reserved, reason, frame
-	case recCatalog:
-		var v [8]byte
-		binary.BigEndian.PutUint32(v[0:4], d.topic)
-		binary.BigEndian.PutUint32(v[4:8], d.cat)
-		lb.Set(catalogKey(string(d.name)), v[:])
-	}
-	return nil
 }
 
 // burstLog logs the first event of a burst and how many it suppressed.

@@ -1,0 +1,207 @@
+package appliance
+
+import (
+	"bytes"
+	"encoding/binary"
+	"fmt"
+	"hash/maphash"
+
+	"github.com/tapewire/tapewire/lsm"
+	"github.com/tapewire/tapewire/wal"
+)
+
+// The store's side of the storage tenant: WAL records → LSM batches, for
+// the applier (durable batches from the committer) and for recovery (the
+// WAL replayed from the store's covered LSN). Both build batches the same
+// way, so a replay leaves the store as the applier would have.
+
+// applier applies durable batches to the LSM in LSN order: the event log,
+// the quarantine and the materialized state.
+func (s *storage) applier() {
+	defer close(s.applied)
+	for b := range s.applyCh {
+		if s.applyErr == nil {
+			if err := s.applyBatchRecords(b); err != nil {
+				s.applyErr = err
+				s.setErr(err)
+				s.logf("storage: %v", err)
+			}
+		}
+		for _, req := range b.admin {
+			req.done <- s.applyErr
+		}
+		if b.lastLSN > 0 {
+			s.appliedLSN.Store(uint64(b.lastLSN))
+		}
+		b.reset()
+		s.free <- b
+		s.wake() // a committer parked with every batch busy can go on
+	}
+}
+
+// applyBatchRecords turns one batch into one LSM batch. Hot path for the
+// applier: no allocation once the LSM batch and key buffers have grown.
+func (s *storage) applyBatchRecords(b *batch) error {
+	if len(b.records) == 0 {
+		return nil
+	}
+	sb := &s.build
+	sb.reset()
+	for i := range b.records {
+		r := &b.records[i]
+		if err := sb.add(r.Type, b.lastLSN, r.Payload); err != nil {
+			return err
+		}
+	}
+	if err := s.db.ApplyAt(sb.batch(), uint64(b.lastLSN)); err != nil {
+		return fmt.Errorf("apply batch ending at WAL LSN %d to the store: %w", b.lastLSN, err)
+	}
+	return nil
+}
+
+// storeBatch builds the LSM batch of a run of WAL records: the event key
+// (e/), quarantine key (q/) or catalog key (m/) of every record, and the
+// state key (s/) of every frame that has one — coalesced: only the last
+// update of each state key in the batch is written (stateCoalescer). One
+// per goroutine; reused from batch to batch.
+type storeBatch struct {
+	lb       lsm.Batch
+	records  int
+	keyBuf   []byte
+	stateBuf []byte
+	extract  stateExtractor
+	state    stateCoalescer
+}
+
+// reset empties the batch, keeping its buffers.
+func (sb *storeBatch) reset() {
+	sb.lb.Reset()
+	sb.records = 0
+	sb.state.reset()
+}
+
+// add adds the keys of one WAL record (lsn names it in errors). The
+// payload is not kept. Hot path: no allocation for frame records once the
+// buffers have grown.
+func (sb *storeBatch) add(typ uint16, lsn wal.LSN, payload []byte) error {
+	d, err := decodeRecord(typ, lsn, payload)
+	if err != nil {
+		return err
+	}
+	sb.records++
+	switch d.kind {
+	case recFrame:
+		sb.keyBuf = appendEventKey(sb.keyBuf[:0], d.topic, d.seq)
+		sb.lb.Set(sb.keyBuf, d.frame)
+		// Frames from the rings were verified before they were logged;
+		// the state accessors rely on that.
+		if k, ok := sb.extract.stateKey(sb.stateBuf[:0], d.frame); ok {
+			sb.stateBuf = k
+			sb.state.put(&sb.lb, k, d.frame)
+		}
+	case recQuarantine:
+		sb.keyBuf = appendQuarantineKey(sb.keyBuf[:0], d.topic, d.seq)
+		sb.lb.Set(sb.keyBuf, payload[4:]) // reason length, reserved, reason, frame
+	case recCatalog:
+		var v [8]byte
+		binary.BigEndian.PutUint32(v[0:4], d.topic)
+		binary.BigEndian.PutUint32(v[4:8], d.cat)
+		sb.lb.Set(catalogKey(string(d.name)), v[:])
+	}
+	return nil
+}
+
+// batch completes the LSM batch (the coalesced state updates go last) and
+// returns it; it stays valid until reset.
+func (sb *storeBatch) batch() *lsm.Batch {
+	sb.state.emit(&sb.lb)
+	return &sb.lb
+}
+
+// stateCoalescer keeps, within one LSM batch, only the last update of each
+// state key. Readers of s/ ask for the newest state, and a batch is applied
+// atomically, so the earlier updates of a key in the same batch could never
+// be seen; the event log (e/) keeps every one of them. The state a batch
+// leaves is therefore the state a replay of its events leaves.
+//
+// Bounded: it holds at most coalesceMaxKeys distinct keys; at that point
+// the updates so far go into the batch and it starts over (a later update
+// of the same key then follows in the batch with a higher sequence number,
+// still correct, only not coalesced). Frames are copied in, so the caller's
+// record memory may be reused. No allocation once its buffers have grown.
+type stateCoalescer struct {
+	seed    maphash.Seed
+	gen     uint32         // slots of this generation are in use
+	slots   []coalesceSlot // open addressing, 2 × coalesceMaxKeys
+	updates []stateUpdate  // distinct keys, first-seen order
+	bytes   []byte         // keys and frames of updates
+}
+
+// coalesceMaxKeys bounds the distinct state keys coalesced at once (slots
+// take 2 × 8 bytes each).
+const coalesceMaxKeys = 4096
+
+type coalesceSlot struct {
+	gen    uint32 // in use iff equal to stateCoalescer.gen
+	update uint32 // index into updates
+}
+
+type stateUpdate struct {
+	hash           uint64
+	keyOff, keyLen uint32
+	valOff, valLen uint32
+}
+
+func (c *stateCoalescer) reset() {
+	c.updates = c.updates[:0]
+	c.bytes = c.bytes[:0]
+	c.gen++
+	if c.gen == 0 { // wrapped: no slot may claim the new generation
+		clear(c.slots)
+		c.gen = 1
+	}
+}
+
+// put records frame as the newest value of key. Hot path.
+func (c *stateCoalescer) put(lb *lsm.Batch, key, frame []byte) {
+	if c.slots == nil {
+		c.seed = maphash.MakeSeed()
+		c.slots = make([]coalesceSlot, 2*coalesceMaxKeys)
+		c.gen = 1
+	}
+	h := maphash.Bytes(c.seed, key)
+	mask := uint64(len(c.slots) - 1)
+	for i := h & mask; ; i = (i + 1) & mask {
+		sl := &c.slots[i]
+		if sl.gen != c.gen {
+			if len(c.updates) == coalesceMaxKeys {
+				c.emit(lb)
+				c.put(lb, key, frame)
+				return
+			}
+			*sl = coalesceSlot{gen: c.gen, update: uint32(len(c.updates))}
+			u := stateUpdate{hash: h, keyOff: uint32(len(c.bytes)), keyLen: uint32(len(key))}
+			c.bytes = append(c.bytes, key...)
+			u.valOff, u.valLen = uint32(len(c.bytes)), uint32(len(frame))
+			c.bytes = append(c.bytes, frame...)
+			c.updates = append(c.updates, u)
+			return
+		}
+		u := &c.updates[sl.update]
+		if u.hash == h && bytes.Equal(c.bytes[u.keyOff:u.keyOff+u.keyLen], key) {
+			// A newer update of the same key: keep its frame instead. The
+			// old frame's bytes stay unused until the next reset.
+			u.valOff, u.valLen = uint32(len(c.bytes)), uint32(len(frame))
+			c.bytes = append(c.bytes, frame...)
+			return
+		}
+	}
+}
+
+// emit adds the coalesced updates to lb and starts over.
+func (c *stateCoalescer) emit(lb *lsm.Batch) {
+	for _, u := range c.updates {
+		lb.Set(c.bytes[u.keyOff:u.keyOff+u.keyLen], c.bytes[u.valOff:u.valOff+u.valLen])
+	}
+	c.reset()
+}
