@@ -298,7 +298,12 @@ func init() {
 		}
 		copy(c.Payload()[:50], pattern)
 		fmt.Println("claimed")
-		select {}
+		// Hang until killed. Not select{}: with no other goroutine the
+		// runtime reports a deadlock and exits (only the race detector's
+		// runtime hid that), releasing the lock the test needs held.
+		for {
+			time.Sleep(time.Hour)
+		}
 	}
 }
 
@@ -409,7 +414,9 @@ func init() {
 			}
 		}
 		fmt.Println("stalled")
-		select {}
+		for { // until killed; not select{} (see pub-hang)
+			time.Sleep(time.Hour)
+		}
 	}
 }
 
