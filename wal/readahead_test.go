@@ -141,7 +141,7 @@ func TestReadAheadMatchesFiles(t *testing.T) {
 						w.drop()
 					case k < 18: // announce the next file
 						if next < 0 {
-							next = rng.IntN(len(files))
+							next = (cur + 1 + rng.IntN(len(files)-1)) % len(files)
 							w.setNext(files[next], sizes[next])
 						}
 					default: // move on: to the announced file, or another
