@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"encoding/hex"
 	"fmt"
 	"path/filepath"
 	"sort"
@@ -239,4 +240,59 @@ func TestCorruptionSweepSwappedFrames(t *testing.T) {
 			t.Fatalf("only %d swaps exercised", swaps)
 		}
 	})
+}
+
+// TestFirstSegmentUnwritten covers a crash of a new log with frames of
+// several segments in flight: the first segment's header (written with its
+// first frame) never landed while a later segment's did. Nothing was
+// acknowledged unless a promise says so; the later segment belongs to the
+// same log (its UUID is the log's: no earlier valid header says otherwise).
+func TestFirstSegmentUnwritten(t *testing.T) {
+	const segSize = 32 << 10
+	uuid := [16]byte{7, 7, 7}
+	second := func(first, promise LSN) []byte {
+		b := make([]byte, segSize)
+		encodeSegmentHeader(b, SegmentHeader{LogUUID: uuid, SegmentID: 2, FirstLSN: first, SegmentSizeBytes: segSize})
+		f := make([]byte, BlockSize)
+		n := FrameHeaderSize
+		for i := range 3 {
+			n += encodeRecord(f[n:], first+LSN(i), &Record{Payload: payloadFor(i, 3)})
+		}
+		putFrameHeader(f, FrameHeader{SegmentID: 2, FirstLSN: first, Count: 3, Length: uint32(n), DurableThrough: promise, LogTag: logTag(uuid)}, SegmentHeaderSize)
+		copy(b[SegmentHeaderSize:], f)
+		return b
+	}
+	for _, c := range []struct {
+		name    string
+		first   LSN
+		promise LSN
+		want    Verdict
+	}{
+		{"nothing acknowledged", 40, 0, TornTail},
+		{"a promise names LSNs the log lacks", 40, 12, Corrupt},
+		{"the later segment starts the log", 1, 0, Corrupt},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			files := map[string][]byte{
+				SegmentName(1): make([]byte, segSize),
+				SegmentName(2): second(c.first, c.promise),
+			}
+			checkVerdict(t, files, c.want, c.name)
+			if c.want != TornTail {
+				return
+			}
+			fs := fsWith(t, files)
+			l, err := Open("/wal", crashOptions(fs))
+			if err != nil {
+				t.Fatalf("open: %v", err)
+			}
+			defer l.Close()
+			if rep := l.Recovery(); rep.LastLSN != 0 || hex.EncodeToString(uuid[:]) != rep.LogUUID {
+				t.Fatalf("recovered LSNs to %d, UUID %s", rep.LastLSN, rep.LogUUID)
+			}
+			if lsn, err := l.Append(context.Background(), []Record{{Payload: []byte("first")}}); err != nil || lsn != 1 {
+				t.Fatalf("first append after recovery: LSN %d, %v", lsn, err)
+			}
+		})
+	}
 }

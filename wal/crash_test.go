@@ -3,7 +3,9 @@ package wal
 import (
 	"context"
 	"encoding/binary"
+	"math/rand/v2"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 
@@ -199,3 +201,92 @@ func TestCrashTwice(t *testing.T) {
 }
 
 func itoa(n int64) string { return strconvItoa(n) }
+
+// shuffleFS delays every frame write (a file opened with FlagDSync) by a
+// random number of yields before and after the inner write, so that many
+// frames are in flight at once and complete, land and return in any order.
+type shuffleFS struct {
+	vfs.FS
+	mu  sync.Mutex
+	rng *rand.Rand
+}
+
+func (fs *shuffleFS) Open(name string, flags vfs.Flag) (vfs.File, error) {
+	f, err := fs.FS.Open(name, flags)
+	if err != nil || flags&vfs.FlagDSync == 0 {
+		return f, err
+	}
+	return &shuffleFile{File: f, fs: fs}, nil
+}
+
+type shuffleFile struct {
+	vfs.File
+	fs *shuffleFS
+}
+
+func (f *shuffleFile) yields() {
+	f.fs.mu.Lock()
+	n := f.fs.rng.IntN(60)
+	f.fs.mu.Unlock()
+	for range n {
+		runtime.Gosched()
+	}
+}
+
+func (f *shuffleFile) WriteAt(p []byte, off int64) (int, error) {
+	f.yields()
+	n, err := f.File.WriteAt(p, off)
+	f.yields()
+	return n, err
+}
+
+// TestCrashDeepPipeline: with up to 16 frames in flight, completing in any
+// order (the default depth is 8), a crash at any point recovers every
+// acknowledged record and nothing unacknowledged reads as corruption.
+func TestCrashDeepPipeline(t *testing.T) {
+	wl := workload{writers: 24, perWriter: 12, batch: 2, truncate: true}
+	deep := func(fs vfs.FS) Options {
+		o := crashOptions(fs)
+		o.MaxInFlightFrames = MaxInFlightFramesLimit
+		o.PipelineFillBytes = -1 // pipeline every group: the deepest pipeline
+		return o
+	}
+	// How deep the pipeline gets depends on scheduling: probe until it
+	// went deep once (a loaded machine overlaps fewer writes).
+	var probe *vfs.CrashFS
+	peak := 0
+	for try := uint64(0); try < 10 && peak < 6; try++ {
+		probe = vfs.NewCrashFS(try)
+		l, err := Open("/wal", deep(&shuffleFS{FS: probe, rng: rand.New(rand.NewPCG(try, 1))}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		wl.run(l)
+		peak = max(peak, l.Metrics().PeakInFlightFrames)
+		if err := l.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if peak < 6 {
+		t.Fatalf("the pipeline reached only %d frames in flight in 10 runs: the test does not exercise a deep pipeline", peak)
+	}
+	total := probe.Ops()
+	runs := int64(40)
+	if long() {
+		runs = total
+	}
+	step := max(1, total/runs)
+	t.Logf("%d operations per run, crashing every %d; up to %d frames were in flight", total, step, peak)
+	for k := int64(0); k <= total+step; k += step {
+		fs := vfs.NewCrashFS(uint64(k))
+		fs.CrashAtOp(k)
+		acks := &ackLog{acked: map[LSN][]byte{}}
+		var truncated LSN
+		if l, err := Open("/wal", deep(&shuffleFS{FS: fs, rng: rand.New(rand.NewPCG(uint64(k), 7))})); err == nil {
+			acks, truncated = wl.run(l)
+			l.Close()
+		}
+		fs.Crash()
+		checkRecovered(t, fs.Image(), deep(nil), acks, truncated, wl.writers, "deep pipeline, crash at op "+itoa(k))
+	}
+}

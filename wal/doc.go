@@ -151,7 +151,10 @@
 // segment's header onward in which each frame sits right after the
 // previous one and starts at the next LSN; it continues into the next
 // segment when that segment's header is valid, of the same log, and starts
-// at the next LSN. The chain ends at the "end position". Recovery then
+// at the next LSN. (The log's UUID is that of the first valid segment
+// header, even one past the chain: a new log that crashed with frames of
+// several segments in flight may have only a later header written.) The
+// chain ends at the "end position". Recovery then
 // gathers evidence (TailEvidence) and applies the decision table
 // (Classify, a pure function; the tests enumerate all 64 cases):
 //
@@ -200,7 +203,8 @@
 // # Concurrency
 //
 // Every method of Log is safe for concurrent use. Append blocks until
-// durable (or ctx ends: the records may still become durable);
+// durable (or ctx ends: the records may still become durable; a caller
+// that writes its group's frame itself returns when that write does);
 // AppendAsync blocks only while the group buffers are full. Notify runs on
 // the commit path with the log's mutex held: it must be quick and must not
 // call the Log. A Reader belongs to one goroutine (its read-ahead runs in
@@ -215,8 +219,8 @@
 //	SegmentSizeBytes   64 MiB    size of every new segment
 //	MaxGroupBytes      1 MiB     bytes of one frame; an Append needing more is refused
 //	MaxRecordBytes     MaxGroupBytes − 80   payload of one record; larger is refused
-//	MaxInFlightFrames  4 (1..16) frames written and not yet acknowledged
-//	PipelineFillBytes  4096      group size needed to start a frame while others are in flight
+//	MaxInFlightFrames  8 (1..16) frames written and not yet acknowledged
+//	PipelineFillBytes  8192      group size that starts a frame while others are in flight
 //	MaxWaiters         4096      callers blocked in Append/WaitDurable; one more is refused
 //	PreparedSegments   1         zeroed segments kept ready
 //	RecycledSegments   2         truncated segments kept for reuse

@@ -142,7 +142,10 @@ type Metrics struct {
 	WriteMode      string // "direct+dsync" or "buffered+dsync" (O_DIRECT refused)
 	DurableLSN     LSN
 	InFlightFrames int
-	SparesReady    int // prepared segments waiting to become active
+	// PeakInFlightFrames is the most frames ever in flight at once: how
+	// deep the pipeline went (at most MaxInFlightFrames).
+	PeakInFlightFrames int
+	SparesReady        int // prepared segments waiting to become active
 }
 
 // Open opens (creating if needed) the log in dir, recovers it and returns it
@@ -356,17 +359,23 @@ func (l *Log) Append(ctx context.Context, records []Record) (LSN, error) {
 		l.putWaiter(w)
 		return 0, err
 	}
-	select {
-	case err := <-w.ch:
-		l.putWaiter(w)
-		if err != nil {
-			return 0, err
+	done := ctx.Done()
+	if done == nil {
+		// A context that never ends: a plain receive is cheaper than select.
+		err = <-w.ch
+	} else {
+		select {
+		case err = <-w.ch:
+		case <-done:
+			// w stays queued and will be signalled later: do not reuse it.
+			return last, ctx.Err()
 		}
-		return last, nil
-	case <-ctx.Done():
-		// w stays queued and will be signalled later: do not reuse it.
-		return last, ctx.Err()
 	}
+	l.putWaiter(w)
+	if err != nil {
+		return 0, err
+	}
+	return last, nil
 }
 
 // AppendAsync adds records to the next commit group and returns the LSN of
@@ -679,6 +688,7 @@ func (l *Log) sealLocked() *group {
 		l.gatherArmed = false // the cohort is in: wait for the next acknowledgement
 	}
 	l.inflight = append(l.inflight, g)
+	l.stats.PeakInFlightFrames = max(l.stats.PeakInFlightFrames, len(l.inflight))
 	l.stats.Frames++
 	l.stats.Records += int64(g.count)
 	l.stats.FrameBytes += int64(g.n)

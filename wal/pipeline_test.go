@@ -2,6 +2,7 @@ package wal
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -241,5 +242,50 @@ func TestWakeManyWaiters(t *testing.T) {
 	}
 	if err := l.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestAppendContextEnds: an Append whose context ends while its frame is
+// in flight returns the context's error (the record may still become
+// durable, and here does), and the log goes on serving appenders.
+func TestAppendContextEnds(t *testing.T) {
+	l, fs := openGated(t, nil)
+	defer l.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	type result struct {
+		lsn LSN
+		err error
+	}
+	// A frame in flight, written by a flusher: the next Append waits for
+	// it instead of writing its own frame (a caller that writes its frame
+	// itself returns only when that write does).
+	if _, err := l.AppendAsync([]Record{{Payload: []byte("head")}}); err != nil {
+		t.Fatal(err)
+	}
+	fs.awaitWrite(t, "the frame ahead")
+	res := make(chan result, 1)
+	go func() {
+		lsn, err := l.Append(ctx, []Record{{Payload: []byte("cancelled")}})
+		res <- result{lsn, err}
+	}()
+	cancel()
+	r := <-res
+	if !errors.Is(r.err, context.Canceled) || r.lsn == 0 {
+		t.Fatalf("append with a cancelled context: LSN %d, %v", r.lsn, r.err)
+	}
+	wctx, wcancel := context.WithCancel(context.Background())
+	wcancel()
+	if err := l.WaitDurable(wctx, r.lsn); !errors.Is(err, context.Canceled) {
+		t.Fatalf("WaitDurable with a cancelled context while the frame is held: %v", err)
+	}
+	fs.gated.Store(false)
+	fs.release <- struct{}{}
+	if err := l.WaitDurable(context.Background(), r.lsn); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 20 {
+		if _, err := l.Append(context.Background(), []Record{{Payload: payloadFor(1, i)}}); err != nil {
+			t.Fatal(err)
+		}
 	}
 }

@@ -271,11 +271,19 @@ func (r *Report) analyze() {
 		badHeader   = -1 // segment whose invalid header is part of the end unit
 	)
 	ev := TailEvidence{}
-	for i, s := range r.scans {
-		if s.hdrState == stateValid && !haveUUID {
+	// The log's UUID is the one in its first valid segment header, even
+	// when that segment does not start the recovered log: a crash while
+	// the log's first frames were in flight can leave the first segment's
+	// header unwritten and a later one's written (the decision table then
+	// judges that later segment like any other, by LSNs and promises).
+	for _, s := range r.scans {
+		if s.hdrState == stateValid {
 			r.uuid, haveUUID = s.hdr.LogUUID, true
 			tag = logTag(r.uuid)
+			break
 		}
+	}
+	for i, s := range r.scans {
 		if i == 0 && s.hdrState == stateValid {
 			expected = s.hdr.FirstLSN
 			r.FirstLSN = expected
