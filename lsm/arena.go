@@ -33,7 +33,7 @@ func (p *arenaPool) get() ([]byte, error) {
 	if b != nil {
 		return b, nil
 	}
-	return allocArena(p.size)
+	return allocArena(p.size, false)
 }
 
 // put keeps b as the spare if there is room (reporting true), else frees it.
@@ -66,7 +66,11 @@ func (p *arenaPool) close() {
 	}
 }
 
-func allocArena(size int) ([]byte, error) {
+// allocArena maps a new arena. With populate its pages are faulted in (and
+// zeroed by the kernel) now, by the calling goroutine, instead of by the
+// inserts that first touch them: the background preparation of the next
+// arena takes that cost off the writer.
+func allocArena(size int, populate bool) ([]byte, error) {
 	if raceBuild {
 		return make([]byte, size), nil
 	}
@@ -74,8 +78,12 @@ func allocArena(size int) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("lsm: map a %d-byte memtable arena: %w", size, err)
 	}
-	// Best effort: without huge pages the arena works the same, slower.
+	// Best effort: without huge pages the arena works the same, slower;
+	// without populating (kernels before 5.14), its pages fault on use.
 	_ = unix.Madvise(b, unix.MADV_HUGEPAGE)
+	if populate {
+		_ = unix.Madvise(b, unix.MADV_POPULATE_WRITE)
+	}
 	return b, nil
 }
 

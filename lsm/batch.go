@@ -72,6 +72,12 @@ func (b *Batch) seq() base.SeqNum { return base.SeqNum(binary.LittleEndian.Uint6
 
 func (b *Batch) setSeq(s base.SeqNum) { binary.LittleEndian.PutUint64(b.data, uint64(s)) }
 
+// MemTableBytes is the most memtable arena space the batch takes when
+// applied (an apply reserves it up front, and fails if it exceeds
+// Options.MemTableSizeBytes): a caller grouping many writes into one batch
+// can cut it well below the memtable size.
+func (b *Batch) MemTableBytes() uint64 { return b.memBytes }
+
 // Len is the size of the batch's encoding in bytes.
 func (b *Batch) Len() int { return len(b.data) }
 

@@ -104,6 +104,11 @@ type DB struct {
 	// preparing is set while a goroutine allocates the next arena ahead of
 	// the rotation that will need it.
 	preparing atomic.Bool
+	// recycling counts the rotated memtables whose arenas have not come
+	// back to the pool yet: while one will, no new arena is prepared (it
+	// would be zeroed for nothing and the recycled one freed). Close
+	// drives it below zero (the mutable memtable was never rotated).
+	recycling atomic.Int32
 
 	tableStats sstable.Stats
 	metrics    dbMetrics
@@ -699,9 +704,10 @@ func (d *DB) newMemTable() (*memTable, error) {
 	return newMemTable(buf, d.recycleArena)
 }
 
-// prepareArena allocates the next memtable's buffer off the commit path.
+// prepareArena allocates and faults in the next memtable's buffer off the
+// commit path.
 func (d *DB) prepareArena() {
-	if buf, err := allocArena(d.opts.MemTableSizeBytes); err == nil {
+	if buf, err := allocArena(d.opts.MemTableSizeBytes, true); err == nil {
 		d.arenas.put(buf)
 	}
 	d.preparing.Store(false)
@@ -709,6 +715,7 @@ func (d *DB) prepareArena() {
 
 // recycleArena receives the buffer of a dead memtable.
 func (d *DB) recycleArena(buf []byte) {
+	d.recycling.Add(-1)
 	if d.arenas.put(buf) {
 		d.metrics.arenasRecycled.Add(1)
 	}

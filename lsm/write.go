@@ -236,9 +236,11 @@ func (d *DB) makeRoom(n uint64) (*memTable, error) {
 	for {
 		// d.mem changes only under commitMu (held), so reading it is safe.
 		if m := d.mem; m.tryReserve(n) {
-			// Half full and no buffer ready for the next one: prepare it
-			// in the background so the rotation does not wait for it.
-			if m.reserved > m.arena.Capacity()/2 && !d.arenas.hasSpare() && d.preparing.CompareAndSwap(false, true) {
+			// Half full, no buffer ready for the next one and none on
+			// its way back from a flushed memtable: prepare one in the
+			// background, so the rotation does not wait for it and the
+			// inserts do not fault its pages in.
+			if m.reserved > m.arena.Capacity()/2 && d.recycling.Load() <= 0 && !d.arenas.hasSpare() && d.preparing.CompareAndSwap(false, true) {
 				go d.prepareArena()
 			}
 			return m, nil
@@ -286,6 +288,7 @@ func (d *DB) rotateLocked() error {
 		return err
 	}
 	d.imm = append(d.imm, d.mem)
+	d.recycling.Add(1)
 	d.mem = mem
 	d.updateReadStateLocked()
 	d.bgCond.Broadcast()

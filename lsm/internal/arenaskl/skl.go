@@ -183,14 +183,22 @@ func (s *Skiplist) AddWith(ins *Inserter, ikey, value []byte) error {
 }
 
 // spliceValid reports whether ins's cached splice brackets the key on level
-// 0 (prev < key < next). Then it brackets it on every level: an upper level's
-// prev is at or before level 0's and its next at or after it, and a splice
-// that went stale meanwhile only makes a CAS fail, which recomputes it.
+// 0 (prev < key < next) and is still a gap there (nothing was linked
+// between prev and next since: another writer, or another Batch of the same
+// writer, appending after prev would leave a stale splice whose CAS fails
+// and whose recovery walks every node linked into the gap). Then it brackets
+// the key on every level: an upper level's prev is at or before level 0's
+// and its next at or after it, and a splice that went stale meanwhile only
+// makes a CAS fail, which recomputes it.
 func (s *Skiplist) spliceValid(ins *Inserter, ukey []byte, trailer uint64, listHeight int) bool {
 	if ins.list != s.id || ins.height < listHeight {
 		return false
 	}
-	if p := ins.prev[0]; p != s.head && base.CompareSearch(s.key(p), ukey, trailer) >= 0 {
+	p := ins.prev[0]
+	if s.next(p, 0) != ins.next[0] {
+		return false
+	}
+	if p != s.head && base.CompareSearch(s.key(p), ukey, trailer) >= 0 {
 		return false
 	}
 	if n := ins.next[0]; n != 0 && base.CompareSearch(s.key(n), ukey, trailer) <= 0 {

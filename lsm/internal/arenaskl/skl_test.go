@@ -185,6 +185,43 @@ func TestInserterMatchesSortedOrder(t *testing.T) {
 	}
 }
 
+// TestStaleSpliceSearchesAgain: two Inserters take turns appending runs of
+// ascending keys (two Batches of one writer). A splice whose gap another
+// Inserter filled is not trusted: it searches once instead of linking
+// through a failed CAS and a walk over the whole run in the gap.
+func TestStaleSpliceSearchesAgain(t *testing.T) {
+	s := newList(t, 4<<20)
+	var a, b Inserter
+	k := 0
+	add := func(ins *Inserter, n int) {
+		for range n {
+			if err := s.AddWith(ins, ikey(fmt.Sprintf("key%07d", k), 1, base.KindSet), nil); err != nil {
+				t.Fatal(err)
+			}
+			k++
+		}
+	}
+	add(&a, 100)
+	add(&b, 5000)
+	before := a.Searches
+	add(&a, 100)
+	if a.Searches != before+1 {
+		t.Fatalf("a stale splice searched %d times on the next run, want once", a.Searches-before)
+	}
+	var it Iterator
+	it.Init(s)
+	i := 0
+	for it.First(); it.Valid(); it.Next() {
+		if want := fmt.Sprintf("key%07d", i); string(base.UserKey(it.Key())) != want {
+			t.Fatalf("entry %d is %s, want %s", i, base.FormatKey(it.Key()), want)
+		}
+		i++
+	}
+	if i != k {
+		t.Fatalf("list holds %d of %d keys", i, k)
+	}
+}
+
 func TestArenaFull(t *testing.T) {
 	s := newList(t, 4096)
 	var err error
