@@ -31,6 +31,7 @@ func TestCommitterDoesNotAllocate(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	group := make([]*batch, 0, applyGroupMaxBatches)
 	round := func() {
 		for _, f := range frames {
 			if _, err := p.pub.Offer(f); err != nil {
@@ -43,12 +44,14 @@ func TestCommitterDoesNotAllocate(t *testing.T) {
 			s.completeDurable()
 		}
 		for len(s.applyCh) > 0 {
-			b := <-s.applyCh
-			if err := s.applyBatchRecords(b); err != nil {
-				t.Fatal(err)
+			group = append(group[:0], <-s.applyCh)
+			for len(s.applyCh) > 0 && len(group) < cap(group) {
+				group = append(group, <-s.applyCh)
 			}
-			b.reset()
-			s.free <- b
+			s.applyGroup(group)
+			if s.applyErr != nil {
+				t.Fatal(s.applyErr)
+			}
 		}
 	}
 	for range 20 { // warm up: buffers grow to their working size

@@ -16,17 +16,57 @@ import (
 // way, so a replay leaves the store as the applier would have.
 
 // applier applies durable batches to the LSM in LSN order: the event log,
-// the quarantine and the materialized state.
+// the quarantine and the materialized state. Batches that are already
+// waiting when it takes one join it, up to applyGroupMaxBatches and a
+// quarter of a memtable: one LSM batch for the group, applied at the LSN of
+// its last record, so a busy applier makes fewer, larger commits and writes
+// a state key updated in several of them once.
 func (s *storage) applier() {
 	defer close(s.applied)
+	group := make([]*batch, 0, applyGroupMaxBatches)
 	for b := range s.applyCh {
-		if s.applyErr == nil {
-			if err := s.applyBatchRecords(b); err != nil {
-				s.applyErr = err
-				s.setErr(err)
-				s.logf("storage: %v", err)
+		group = append(group[:0], b)
+		mem := batchMemBytes(b)
+	gather:
+		for len(group) < cap(group) && mem < s.groupMemBytes {
+			select {
+			case nb, ok := <-s.applyCh:
+				if !ok {
+					break gather
+				}
+				group = append(group, nb)
+				mem += batchMemBytes(nb)
+			default:
+				break gather
 			}
 		}
+		s.applyGroup(group)
+	}
+}
+
+// batchMemBytes bounds the memtable space a batch's records take: at most
+// two entries (event and state key) of at most its WAL bytes each, plus
+// their node overhead.
+func batchMemBytes(b *batch) uint64 {
+	return 2*uint64(b.walBytes) + 2*stateNodeOverheadBytes*uint64(len(b.records))
+}
+
+// applyGroupMaxBatches bounds the durable batches the applier merges into
+// one LSM batch.
+const applyGroupMaxBatches = 8
+
+// applyGroup applies a group of durable batches (in LSN order) as one LSM
+// batch and hands the batches back to the committer. Hot path for the
+// applier: no allocation once the buffers have grown.
+func (s *storage) applyGroup(group []*batch) {
+	if s.applyErr == nil {
+		if err := s.applyBatches(group); err != nil {
+			s.applyErr = err
+			s.setErr(err)
+			s.logf("storage: %v", err)
+		}
+	}
+	for _, b := range group {
 		for _, req := range b.admin {
 			req.done <- s.applyErr
 		}
@@ -35,26 +75,32 @@ func (s *storage) applier() {
 		}
 		b.reset()
 		s.free <- b
-		s.wake() // a committer parked with every batch busy can go on
 	}
+	s.wake() // a committer parked with every batch busy can go on
 }
 
-// applyBatchRecords turns one batch into one LSM batch. Hot path for the
-// applier: no allocation once the LSM batch and key buffers have grown.
-func (s *storage) applyBatchRecords(b *batch) error {
-	if len(b.records) == 0 {
-		return nil
-	}
+// applyBatches turns batches (in LSN order) into one LSM batch applied at
+// the LSN of their last record.
+func (s *storage) applyBatches(group []*batch) error {
 	sb := &s.build
 	sb.reset()
-	for i := range b.records {
-		r := &b.records[i]
-		if err := sb.add(r.Type, b.lastLSN, r.Payload); err != nil {
-			return err
+	var last wal.LSN
+	for _, b := range group {
+		for i := range b.records {
+			r := &b.records[i]
+			if err := sb.add(r.Type, b.lastLSN, r.Payload); err != nil {
+				return err
+			}
+		}
+		if len(b.records) > 0 {
+			last = b.lastLSN
 		}
 	}
-	if err := s.db.ApplyAt(sb.batch(), uint64(b.lastLSN)); err != nil {
-		return fmt.Errorf("apply batch ending at WAL LSN %d to the store: %w", b.lastLSN, err)
+	if sb.records == 0 {
+		return nil
+	}
+	if err := s.db.ApplyAt(sb.batch(), uint64(last)); err != nil {
+		return fmt.Errorf("apply batches ending at WAL LSN %d to the store: %w", last, err)
 	}
 	return nil
 }
@@ -72,6 +118,16 @@ type storeBatch struct {
 	extract  stateExtractor
 	state    stateCoalescer
 }
+
+// memBytes bounds the memtable space the batch will take once the state
+// updates held back for coalescing are added.
+func (sb *storeBatch) memBytes() uint64 {
+	return sb.lb.MemTableBytes() + uint64(len(sb.state.bytes)) + uint64(len(sb.state.updates))*stateNodeOverheadBytes
+}
+
+// stateNodeOverheadBytes bounds a memtable entry's bytes beyond its key and
+// value (node header, tallest tower, trailer, alignment).
+const stateNodeOverheadBytes = 128
 
 // reset empties the batch, keeping its buffers.
 func (sb *storeBatch) reset() {

@@ -131,6 +131,7 @@ func (n *Node) open() error {
 	}
 	n.db = db
 	n.storage = newStorage(cfg.Storage, nil, db, n.met, n.logf)
+	n.storage.groupMemBytes = uint64(cfg.LSM.MemTableSizeBytes) / 4
 	w, err := wal.Open(cfg.walDir(), n.walOptions())
 	if err != nil {
 		return fmt.Errorf("open WAL %s: %w", cfg.walDir(), err)
@@ -181,83 +182,6 @@ func (n *Node) walOptions() wal.Options {
 		Notify: func(lsn wal.LSN, err error) { n.storage.notify(lsn, err) },
 		Logf:   n.logf,
 	}
-}
-
-// replay applies the WAL from the store's covered LSN to its end, printing
-// progress (bytes, rate, ETA) while it runs.
-func (n *Node) replay() error {
-	covered := n.db.CoveredLSN()
-	rep := n.wal.Recovery()
-	n.recovery.WALVerdict = rep.Decision.Verdict.String()
-	n.recovery.CoveredLSN = covered
-	last := uint64(rep.LastLSN)
-	if rep.LastLSN < rep.FirstLSN {
-		last = uint64(rep.FirstLSN) - 1
-	}
-	if covered > last {
-		return fmt.Errorf("recovery: the store covers WAL LSN %d but the WAL in %s ends at LSN %d: the WAL was replaced or truncated; restore it or start from an empty data directory", covered, n.cfg.walDir(), last)
-	}
-	if covered+1 < uint64(rep.FirstLSN) {
-		return fmt.Errorf("recovery: the WAL in %s starts at LSN %d but the store covers only up to %d: records %d..%d are missing", n.cfg.walDir(), rep.FirstLSN, covered, covered+1, rep.FirstLSN-1)
-	}
-	total := int64(last - covered)
-	if total == 0 {
-		return nil
-	}
-	r, err := n.wal.NewReader(wal.LSN(covered + 1))
-	if err != nil {
-		return fmt.Errorf("recovery: read WAL from LSN %d: %w", covered+1, err)
-	}
-	defer r.Close()
-	start := time.Now()
-	interval := time.Duration(n.cfg.Recovery.ProgressIntervalMs) * time.Millisecond
-	nextReport := start.Add(interval)
-	n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
-	sb := &n.storage.build
-	sb.reset()
-	var done, bytes int64
-	var batchLast wal.LSN
-	flush := func() error {
-		if sb.records == 0 {
-			return nil
-		}
-		if err := n.db.ApplyAt(sb.batch(), uint64(batchLast)); err != nil {
-			return fmt.Errorf("recovery: apply WAL records up to LSN %d: %w", batchLast, err)
-		}
-		sb.reset()
-		return nil
-	}
-	for {
-		rec, err := r.Next()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return fmt.Errorf("recovery: WAL record after LSN %d: %w", uint64(covered)+uint64(done), err)
-		}
-		if err := sb.add(rec.Type, rec.LSN, rec.Payload); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
-		batchLast = rec.LSN
-		done++
-		bytes += int64(len(rec.Payload))
-		if sb.records >= n.cfg.Recovery.ReplayBatchRecords {
-			if err := flush(); err != nil {
-				return err
-			}
-			if now := time.Now(); now.After(nextReport) {
-				nextReport = now.Add(interval)
-				n.logf("recovery: %s", replayProgress(done, total, bytes, now.Sub(start)))
-			}
-		}
-	}
-	if err := flush(); err != nil {
-		return err
-	}
-	n.recovery.ReplayedRecords, n.recovery.ReplayedBytes = done, bytes
-	n.recovery.ReplayDuration = time.Since(start)
-	n.logf("recovery: replayed %s", replayProgress(done, done, bytes, time.Since(start)))
-	return nil
 }
 
 // replayProgress renders one progress line: records, bytes, rate, ETA.

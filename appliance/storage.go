@@ -141,6 +141,9 @@ type storage struct {
 	// Applier-owned (apply.go).
 	applyErr error
 	build    storeBatch
+	// groupMemBytes bounds the memtable space of one applied group of
+	// batches (a quarter of a memtable).
+	groupMemBytes uint64
 }
 
 func newStorage(cfg StorageConfig, w *wal.Log, db *lsm.DB, met *metrics, logf func(string, ...any)) *storage {
