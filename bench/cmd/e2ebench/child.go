@@ -3,12 +3,14 @@ package main
 import (
 	"bufio"
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
 	"os/signal"
 	"path/filepath"
 	"runtime"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -18,6 +20,8 @@ import (
 	"github.com/tapewire/tapewire/shm"
 )
 
+var nodeProfile = flag.String("node-cpuprofile", "", "write a CPU profile of each appliance child process to this `path` (the last child's survives: use with -only)")
+
 // The appliance runs in its own process, as deployed: producers and the
 // node do not share a Go scheduler. runNodeChild is that process.
 func runNodeChild(configPath string) error {
@@ -26,6 +30,18 @@ func runNodeChild(configPath string) error {
 		return err
 	}
 	runtime.GOMAXPROCS(appliance.RecommendedGOMAXPROCS())
+	if path := *nodeProfile; path != "" {
+		// One profile per node child: the last one started overwrites the
+		// earlier ones, so use -only to pick the workload.
+		f, err := os.Create(path)
+		if err != nil {
+			return err
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer func() { pprof.StopCPUProfile(); f.Close() }()
+	}
 	n, err := appliance.Open(cfg, appliance.Options{Log: os.Stderr})
 	if err != nil {
 		return err
@@ -57,7 +73,11 @@ func (e *env) startNodeProcess() (*nodeProcess, error) {
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {
 		return nil, err
 	}
-	cmd := harness.Child("node", "-node-config", path)
+	args := []string{"-node-config", path}
+	if *nodeProfile != "" {
+		args = append(args, "-node-cpuprofile", *nodeProfile)
+	}
+	cmd := harness.Child("node", args...)
 	cmd.Stdout = nil
 	out, err := cmd.StdoutPipe()
 	if err != nil {

@@ -24,12 +24,18 @@
 //     (baseline-storage-idle): the tenant's effect on the hot path.
 //
 // Usage: e2ebench [-quick] [-json PATH] [-dir DIR] [-repeats N] [-only RE]
+// [-spin N] [-cpuprofile PATH] [-node-cpuprofile PATH]
+//
+// -cpuprofile profiles this process (the restart workload runs in it);
+// -node-cpuprofile profiles each appliance child (the last one's profile
+// survives: pick the workload with -only).
 package main
 
 import (
 	"flag"
 	"fmt"
 	"os"
+	"runtime/pprof"
 	"time"
 
 	"github.com/tapewire/tapewire/bench/internal/harness"
@@ -41,6 +47,7 @@ func main() {
 	nodeConfig := flag.String("node-config", "", "(child role) configuration of the appliance child")
 	lgBase := flag.String("lg-base", "", "(child role) shm base of the load generator")
 	lgNamespace := flag.String("lg-namespace", "", "(child role) shm namespace of the load generator")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process workloads: restart) to this `path`")
 	b := harness.New("e2ebench")
 	switch harness.Role() {
 	case "node":
@@ -62,6 +69,17 @@ func main() {
 		os.Exit(1)
 	}
 	env := &env{root: root, quick: b.Quick()}
+	var profile *os.File
+	if *cpuProfile != "" {
+		profile, err = os.Create(*cpuProfile)
+		if err == nil {
+			err = pprof.StartCPUProfile(profile)
+		}
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "e2ebench: cpu profile:", err)
+			os.Exit(1)
+		}
+	}
 
 	d := b.Duration(4*time.Second, time.Second)
 	if b.Wants("publish-durable-1k") {
@@ -109,9 +127,13 @@ func main() {
 			harness.Contender{System: "baseline-storage-idle", Run: func(int) (harness.Result, error) { return env.roundTrip(false, d) }},
 		)
 	}
-	// Finish exits the process: clean up first.
+	// Finish exits the process: clean up (and end the profile) first.
 	os.RemoveAll(root)
 	env.cleanupShm()
+	if profile != nil {
+		pprof.StopCPUProfile()
+		profile.Close()
+	}
 	b.Finish()
 }
 
