@@ -78,7 +78,7 @@ type LSMConfig struct {
 	CompactionConcurrency     int    `toml:"compaction_concurrency" doc:"background compaction goroutines" unit:"goroutines" min:"1" max:"16"`
 	CompactionRateBytesPerSec int64  `toml:"compaction_rate_bytes_per_sec" doc:"compaction write rate limit; 0 means unlimited" unit:"bytes/s" min:"0" max:"107374182400"`
 	BlockSizeBytes            int    `toml:"block_size_bytes" doc:"target SSTable data block size" unit:"bytes" min:"1024" max:"1048576"`
-	BloomBitsPerKey           int    `toml:"bloom_bits_per_key" doc:"bloom filter bits per key; 0 disables filters" unit:"bits" min:"0" max:"64"`
+	BloomBitsPerKey           int    `toml:"bloom_bits_per_key" doc:"bloom filter bits per key of state and catalog tables (event log and quarantine tables, read by scans only, have none); 0 disables filters" unit:"bits" min:"0" max:"64"`
 }
 
 // StorageConfig configures the storage tenant: the ring → WAL → LSM

@@ -77,6 +77,19 @@ func storePartition(key []byte) uint64 {
 	return p
 }
 
+// storeBloomBits is the store's lsm.Options.BloomBitsPerKeyFor: tables of
+// an event log or a quarantine (e/, q/; each in its own partition, so the
+// whole table) carry no bloom filter — they are read by range scans
+// (/v1/events, the newest sequence at start), which never consult one —
+// while state and catalog tables keep lsm.bloom_bits_per_key for their
+// point reads.
+func storeBloomBits(firstKey []byte) int {
+	if len(firstKey) > 0 && (firstKey[0] == 'e' || firstKey[0] == 'q') {
+		return -1
+	}
+	return 0
+}
+
 // topicPrefix returns the key prefix of one topic in a topic/seq space and
 // the first key past it.
 func topicPrefix(space byte, topic uint32) (lower, upper []byte) {

@@ -169,7 +169,8 @@ func (n *Node) lsmOptions() lsm.Options {
 		BaseLevelBytes: c.BaseLevelBytes, LevelMultiplier: c.LevelMultiplier,
 		TargetFileSizeBytes: c.TargetFileSizeBytes, CompactionConcurrency: c.CompactionConcurrency,
 		CompactionRateBytesPerSec: c.CompactionRateBytesPerSec, BlockSizeBytes: c.BlockSizeBytes,
-		BloomBitsPerKey: bloom, Partition: storePartition, Logf: n.logf,
+		BloomBitsPerKey: bloom, BloomBitsPerKeyFor: storeBloomBits,
+		Partition: storePartition, Logf: n.logf,
 	}
 }
 

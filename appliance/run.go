@@ -159,13 +159,21 @@ type CheckpointResult struct {
 	At         time.Time     `json:"at"`
 }
 
-// Checkpoint flushes the memtables to SSTables, reads the WAL position they
-// now cover (recorded in the store's manifest) and truncates the WAL before
-// it: after a checkpoint a restart replays only what came later.
+// Checkpoint waits (at most 2 s) until the store has applied everything
+// the WAL had made durable when it was called, flushes the memtables to
+// SSTables, reads the WAL position they now cover (recorded in the store's
+// manifest) and truncates the WAL before it: after a checkpoint a restart
+// replays only what came later.
 func (n *Node) Checkpoint() (CheckpointResult, error) {
 	n.ckptMu.Lock()
 	defer n.ckptMu.Unlock()
 	start := time.Now()
+	// Cover what the WAL had made durable when the checkpoint was asked
+	// for: the applier may still be a batch or two behind it.
+	target := uint64(n.wal.DurableLSN())
+	for n.storage.appliedLSN.Load() < target && n.storage.Err() == nil && time.Since(start) < readYourWritesWait {
+		time.Sleep(100 * time.Microsecond)
+	}
 	if err := n.db.Flush(); err != nil {
 		return CheckpointResult{}, fmt.Errorf("checkpoint: flush memtables: %w", err)
 	}

@@ -177,7 +177,13 @@ func (d *DB) writeTables(it *compact.Iter, splitBytes uint64, limiter *rateLimit
 			if err != nil {
 				return fail(fmt.Errorf("lsm: create table %06d: %w", num, err))
 			}
-			w = sstable.NewWriter(&fileWriter{f: f}, num, wopts)
+			topts := wopts
+			if bloomFor := d.opts.BloomBitsPerKeyFor; bloomFor != nil {
+				if bits := bloomFor(ukey); bits != 0 {
+					topts.BloomBitsPerKey = bits
+				}
+			}
+			w = sstable.NewWriter(&fileWriter{f: f}, num, topts)
 		}
 		if err := w.Add(key, it.Value()); err != nil {
 			return fail(err)

@@ -102,6 +102,13 @@ type Options struct {
 	BlockRestartInterval int
 	// BloomBitsPerKey sizes table filters (default 10; negative: none).
 	BloomBitsPerKey int
+	// BloomBitsPerKeyFor, if set, sizes the filter of each table from the
+	// first user key it holds (0: BloomBitsPerKey; negative: no filter).
+	// With Partition every key of a table shares the first key's
+	// partition, so a key space that is only scanned — an event log —
+	// can skip filters (their hashing at every flush, their 10 bits per key
+	// in every mapping) while point-read state keeps them.
+	BloomBitsPerKeyFor func(userKey []byte) int
 
 	// Logf receives rare notices (recovery, background errors).
 	Logf func(format string, args ...any)

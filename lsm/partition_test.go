@@ -242,3 +242,53 @@ func TestPartitionLanesSkipSearches(t *testing.T) {
 		d.Close()
 	}
 }
+
+// TestBloomBitsPerKeyFor: with partitioned tables, the event log's tables
+// are written without a filter and the state's with one; reads of both
+// stay right.
+func TestBloomBitsPerKeyFor(t *testing.T) {
+	o := crashOptions(vfs.NewCrashFS(14), ExternalLog)
+	o.Partition = eventPartition
+	o.BloomBitsPerKeyFor = func(k []byte) int {
+		if len(k) > 0 && k[0] == 'e' {
+			return -1
+		}
+		return 0
+	}
+	d := mustOpen(t, "/db", o)
+	defer d.Close()
+	model := eventWorkload(t, d, 2, 3000, rand.New(rand.NewPCG(9, 10)))
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	waitIdle(t, d)
+	d.mu.Lock()
+	events, state := 0, 0
+	for _, files := range d.current.Levels {
+		for _, f := range files {
+			p := tableOf(f).r.Properties()
+			switch event := f.SmallestUser()[0] == 'e'; {
+			case event && p.BloomBitsPerKey != 0:
+				d.mu.Unlock()
+				t.Fatalf("event table %s has a %d-bit filter", f, p.BloomBitsPerKey)
+			case !event && p.BloomBitsPerKey == 0:
+				d.mu.Unlock()
+				t.Fatalf("state table %s has no filter", f)
+			case event:
+				events++
+			default:
+				state++
+			}
+		}
+	}
+	d.mu.Unlock()
+	if events == 0 || state == 0 {
+		t.Fatalf("%d event and %d state tables: the test shows nothing", events, state)
+	}
+	checkContents(t, d, model)
+	for k, v := range model {
+		if got, ok := get(t, d, k); !ok || got != v {
+			t.Fatalf("Get(%q) = %q, %v", k, got, ok)
+		}
+	}
+}
