@@ -34,9 +34,15 @@
 //     each topic's durable position in the ring (producers waiting in
 //     WaitDurable wake) and moves the topic's gate subscription over the
 //     same frames, releasing their ring space.
-//  5. The applier goroutine turns the batch into one LSM batch applied with
-//     ApplyAt at the batch's last LSN: the event key, the state key, or the
-//     quarantine key of every record.
+//  5. The applier goroutine turns the batch — together with the durable
+//     batches already waiting behind it, up to 8 and a quarter of a
+//     memtable — into one LSM batch applied with ApplyAt at the LSN of its
+//     last record (apply.go): the event key or the quarantine key of every
+//     record, and the state key of every frame that has one, coalesced:
+//     only the last update of each state key in the LSM batch is written.
+//     A batch is applied atomically, so no reader could see the earlier
+//     updates, and the event log keeps all of them; the state keys after a
+//     batch equal a replay of its events one by one.
 //
 // The committer never releases ring space past what is durable: its gate is
 // a reliable subscriber at or behind the durable position, so a publisher
@@ -66,6 +72,15 @@
 // catalog, registered through the WAL the first time a durable topic (or
 // the internal "users" topic) is seen, so they never change.
 //
+// The store is partitioned (lsm.Options.Partition, storePartition): each
+// topic's e/ and q/ are a partition of their own, s/ and m/ one each. No
+// SSTable spans two partitions, so a topic's event log, appended in
+// sequence order, flushes into tables that lie after its older ones and
+// move to the bottom level without ever being rewritten, while compactions
+// merge only the state; and each topic's inserts keep their own cached
+// position in the memtable. Event-log and quarantine tables carry no bloom
+// filter (storeBloomBits): they are only scanned.
+//
 // # Recovery sequence (Open)
 //
 //  1. Open the LSM (ExternalLog durability): its manifest gives the WAL LSN
@@ -73,9 +88,13 @@
 //  2. Open the WAL (its own torn-tail/corruption decision table). A WAL
 //     that ends before the covered LSN, or starts after it, is refused with
 //     an error naming both LSNs.
-//  3. Replay the WAL from covered+1 into the LSM in batches of
-//     recovery.replay_batch_records, printing progress (records, MiB, rate,
-//     ETA) every recovery.progress_interval_ms.
+//  3. Replay the WAL from covered+1 into the LSM in groups of
+//     recovery.replay_batch_records records (cut at a quarter of a
+//     memtable), built like the applier's batches (the same keys and state
+//     coalescing, so replayed state equals applied state), printing
+//     progress (records, MiB, rate, ETA) every
+//     recovery.progress_interval_ms. A reader goroutine reads and builds
+//     the next group while the store applies the last (replay.go).
 //  4. Register missing topics in the catalog (WAL + LSM).
 //  5. For every log topic: if its segment is missing (host reboot), create
 //     it with its next sequence number set to the newest stored sequence
@@ -92,9 +111,10 @@
 //     missing sequence numbers as lost.
 //
 // Checkpoints (periodic every checkpoint.interval_ms, when the WAL grew by
-// checkpoint.wal_bytes, on POST /v1/checkpoint and at a graceful stop)
-// flush the memtables, read the covered LSN from the store and truncate the
-// WAL before it, which bounds the next replay.
+// checkpoint.wal_bytes, on POST /v1/checkpoint and at a graceful stop) wait
+// (at most 2 s) until the applier has applied what was durable, flush the
+// memtables, read the covered LSN from the store and truncate the WAL
+// before it, which bounds the next replay.
 //
 // # Tenants and the CPU plan
 //
@@ -149,7 +169,9 @@
 // subscriptions, the batches it fills and the pending queue; it hands
 // durable batches to the applier through a channel in LSN order, and the
 // applier returns them through another (both hold storage.batch_buffers
-// batches, so neither send blocks). Counters the API reads are atomics.
+// batches, so neither send blocks). The applier alone owns the LSM batch it
+// builds (storage.build); during Open the replay's reader goroutine owns
+// the groups it fills until it sends them, and Open waits for it to end. Counters the API reads are atomics.
 // Appliance events (users) enter through a bounded queue
 // (storage.admin_queue_depth) and their callers wait until the event is
 // applied. The WAL's Notify runs on the WAL's commit path and only bumps

@@ -46,8 +46,10 @@
 // under the race detector) and are refcounted by the read states that hold
 // their memtable, so a value view never outlives its arena. The next
 // memtable's arena is ready before it is needed: a dead memtable's buffer is
-// kept as the spare, and when there is none one is mapped in the background
-// once the current memtable is half full. A writer stalls (and
+// kept as the spare, and when there is none and no flushed memtable's
+// buffer is on its way back, one is mapped and faulted in (zeroed by the
+// kernel) in the background once the current memtable is half full, so the
+// inserts never take page faults. A writer stalls (and
 // Metrics counts the stall and its duration) while MaxImmutableMemTables are
 // waiting to flush or L0 holds L0StopWritesThreshold files.
 //
@@ -118,7 +120,9 @@
 // insert per partition lane (16 lanes, by a hash of the id), so a batch
 // that interleaves topics and state keys still appends each topic's keys
 // without searching the skiplist. Correctness never depends on Partition;
-// a function that is not monotonic only cuts more tables.
+// a function that is not monotonic only cuts more tables. Since a table
+// holds one partition, BloomBitsPerKeyFor can size filters per partition
+// from a table's first key: none for an event log that is only scanned.
 //
 // # Compaction
 //
