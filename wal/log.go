@@ -698,7 +698,9 @@ func (l *Log) sealLocked() *group {
 }
 
 // completeLocked records the end of g's write and acknowledges, in LSN
-// order, every frame whose predecessors are all complete.
+// order, every frame whose predecessors are all complete: the durable LSN
+// moves and Notify is called. The caller then wakes the waiters it released
+// (wakeAndUnlock), outside the lock.
 func (l *Log) completeLocked(g *group, err error) {
 	g.done, g.err = true, err
 	if err != nil {
