@@ -109,7 +109,7 @@ func (w *workloads) lastValue() {
 			return harness.Result{}, err
 		}
 		torn, contended := 0, 0
-		res, err := timedRoundsFor(w.cpuA, reads/10, reads, limit, nil, func(i int) error {
+		res, err := timedRoundsFor(w.cpuA, reads/10, reads, limit, nil, nil, func(i int) error {
 			n, _, err := r.GetSlot(slot, q)
 			if errors.Is(err, ring.ErrContended) {
 				contended++
@@ -161,7 +161,7 @@ func (w *workloads) lastValue() {
 		q := make([]byte, quoteBytes)
 		torn := 0
 		start := time.Now()
-		res, err := timedRoundsFor(w.cpuA, reads/10, reads, limit, nil, func(i int) error {
+		res, err := timedRoundsFor(w.cpuA, reads/10, reads, limit, nil, nil, func(i int) error {
 			mu.RLock()
 			copy(q, shared)
 			mu.RUnlock()

@@ -83,6 +83,43 @@ func init() {
 		report(struct{}{})
 		return nil
 	}
+	// tw-pong-poll: rounds: echo every ping frame on pong from inside a Poll
+	// handler (up to 16 frames a call), as a Poll-based service answers.
+	childRoles["tw-pong-poll"] = func(o shm.Options, cpu int, args []string) error {
+		rounds := argInt(args, 0)
+		sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: ring.WaitStrategy{Kind: ring.BusySpin}})
+		if err != nil {
+			return err
+		}
+		defer sub.Close()
+		pub, err := ring.OpenPublisher(o, "pong", ring.PublisherOptions{})
+		if err != nil {
+			return err
+		}
+		defer pub.Close()
+		var answerErr error
+		answer := func(f []byte, _ uint64) {
+			if answerErr == nil {
+				_, answerErr = pub.Offer(f)
+			}
+		}
+		ready()
+		for done := 0; done < rounds; {
+			n, err := sub.Poll(answer, 16)
+			if err != nil {
+				return err
+			}
+			if answerErr != nil {
+				return answerErr
+			}
+			if n == 0 {
+				shm.Pause()
+			}
+			done += n
+		}
+		report(struct{}{})
+		return nil
+	}
 	// floor-pong: rounds: answer every odd value of the shared word with the
 	// next even one.
 	childRoles["floor-pong"] = func(o shm.Options, cpu int, args []string) error {
@@ -192,12 +229,15 @@ func readFull(fd int, b []byte) error {
 // pinned to cpu, recording the measured ones. prepare, when not nil, runs
 // untimed before each round.
 func timedRounds(cpu, warm, rounds int, prepare func(), op func(i int) error) (harness.Result, error) {
-	return timedRoundsFor(cpu, warm, rounds, 0, prepare, op)
+	return timedRoundsFor(cpu, warm, rounds, 0, nil, prepare, op)
 }
 
 // timedRoundsFor is timedRounds that also stops measuring after limit (0: no
 // limit), for contenders whose operations can take 1000x longer than ours.
-func timedRoundsFor(cpu, warm, rounds int, limit time.Duration, prepare func(), op func(i int) error) (harness.Result, error) {
+// If end is not nil and op leaves a non-zero TSC reading in it, the round
+// ended there (a Poll handler stamps it on entry: what Poll does after the
+// handler returns is not part of the round trip).
+func timedRoundsFor(cpu, warm, rounds int, limit time.Duration, end *uint64, prepare func(), op func(i int) error) (harness.Result, error) {
 	release := harness.Pin(cpu)
 	defer release()
 	h := harness.NewHistogram()
@@ -220,8 +260,12 @@ func timedRoundsFor(cpu, warm, rounds int, limit time.Duration, prepare func(), 
 		if err := op(i); err != nil {
 			return harness.Result{}, err
 		}
+		t1 := rdtsc()
+		if end != nil && *end != 0 {
+			t1, *end = *end, 0
+		}
 		if i >= warm {
-			h.Record(ticksToNs(rdtsc() - t0))
+			h.Record(ticksToNs(t1 - t0))
 		}
 	}
 	el := time.Since(start)
@@ -231,8 +275,8 @@ func timedRoundsFor(cpu, warm, rounds int, limit time.Duration, prepare func(), 
 }
 
 func (w *workloads) rtt() {
-	const name = "rtt-64B"
-	if !w.b.Wants(name) {
+	const name, pollName = "rtt-64B", "rtt-64B-poll"
+	if !w.b.Wants(name) && !w.b.Wants(pollName) {
 		return
 	}
 	rounds := w.b.Size(300_000, 40_000)
@@ -241,51 +285,78 @@ func (w *workloads) rtt() {
 	// Kernel-mediated peers take ~50 µs a round: bound each repeat's time
 	// too (the children are told the full count and killed when cut short).
 	limit := w.b.Duration(5*time.Second, time.Second)
-	tapewire := func(repeat int) (harness.Result, error) {
-		o, cleanup, err := newBase()
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer cleanup()
-		ping, sub, err := pingPongTopics(o, ring.WaitStrategy{Kind: ring.BusySpin})
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer ping.Close()
-		defer sub.Close()
-		c, err := startChild(nil, "tw-pong", childArgs(o, w.cpuB, total, 0)...)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		var sum uint64
-		r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
-			cl, err := ping.Claim(rttFrameBytes, schema.TypeHeartbeat, 0)
+	// tapewire: the pinger claims, builds and commits a frame, then waits
+	// for the echo with Next (poll false) or with Poll and maxFrames 1 (poll
+	// true, the ponger answering from its Poll handler).
+	tapewire := func(poll bool) func(int) (harness.Result, error) {
+		return func(repeat int) (harness.Result, error) {
+			o, cleanup, err := newBase()
 			if err != nil {
-				return err
+				return harness.Result{}, err
 			}
-			binary.LittleEndian.PutUint64(cl.Payload(), uint64(i))
-			ping.Commit(cl)
-			for {
-				f, _, err := sub.Next()
+			defer cleanup()
+			ping, sub, err := pingPongTopics(o, ring.WaitStrategy{Kind: ring.BusySpin})
+			if err != nil {
+				return harness.Result{}, err
+			}
+			defer ping.Close()
+			defer sub.Close()
+			role, args := "tw-pong", childArgs(o, w.cpuB, total, 0)
+			if poll {
+				role, args = "tw-pong-poll", childArgs(o, w.cpuB, total)
+			}
+			c, err := startChild(nil, role, args...)
+			if err != nil {
+				return harness.Result{}, err
+			}
+			var sum, handled uint64
+			take := func(f []byte, _ uint64) {
+				handled = rdtsc()
+				sum += binary.LittleEndian.Uint64(f[schema.HeaderSize:])
+			}
+			end := &handled
+			if !poll {
+				end = nil
+			}
+			r, err := timedRoundsFor(w.cpuA, warm, rounds, 0, end, nil, func(i int) error {
+				cl, err := ping.Claim(rttFrameBytes, schema.TypeHeartbeat, 0)
 				if err != nil {
 					return err
 				}
-				if f != nil {
-					sum += binary.LittleEndian.Uint64(f[schema.HeaderSize:])
-					return nil
+				binary.LittleEndian.PutUint64(cl.Payload(), uint64(i))
+				ping.Commit(cl)
+				for {
+					if poll {
+						n, err := sub.Poll(take, 1)
+						if err != nil || n == 1 {
+							return err
+						}
+					} else {
+						f, _, err := sub.Next()
+						if err != nil {
+							return err
+						}
+						if f != nil {
+							sum += binary.LittleEndian.Uint64(f[schema.HeaderSize:])
+							return nil
+						}
+					}
+					shm.Pause()
 				}
-				shm.Pause()
+			})
+			if err != nil {
+				c.kill()
+				return r, err
 			}
-		})
-		if err != nil {
-			c.kill()
-			return r, err
+			if want := uint64(total) * uint64(total-1) / 2; sum != want {
+				return r, fmt.Errorf("echoed payload sum %d, want %d", sum, want)
+			}
+			r.Notes = "busy-spin both sides; claim+commit, Next; allocs/op = publish+poll of the pinger"
+			if poll {
+				r.Notes = "busy-spin both sides; pinger: claim+commit, Poll(maxFrames 1), round ends when its handler runs; ponger answers from its Poll(maxFrames 16) handler; allocs/op = publish+poll of the pinger"
+			}
+			return r, c.result(&struct{}{})
 		}
-		if want := uint64(total) * uint64(total-1) / 2; sum != want {
-			return r, fmt.Errorf("echoed payload sum %d, want %d", sum, want)
-		}
-		r.Notes = "busy-spin both sides; claim+commit, Next; allocs/op = publish+poll of the pinger"
-		return r, c.result(&struct{}{})
 	}
 	floor := func(repeat int) (harness.Result, error) {
 		o, cleanup, err := newBase()
@@ -363,7 +434,7 @@ func (w *workloads) rtt() {
 			return harness.Result{}, err
 		}
 		var buf [rttFrameBytes]byte
-		r, err := timedRoundsFor(w.cpuA, warm, rounds, limit, nil, func(i int) error {
+		r, err := timedRoundsFor(w.cpuA, warm, rounds, limit, nil, nil, func(i int) error {
 			binary.LittleEndian.PutUint64(buf[:], uint64(i))
 			if _, err := unix.Write(mine, buf[:]); err != nil {
 				return err
@@ -390,7 +461,7 @@ func (w *workloads) rtt() {
 			}
 		}()
 		var msg [rttFrameBytes]byte
-		r, err := timedRoundsFor(w.cpuA, warm, rounds, limit, nil, func(i int) error {
+		r, err := timedRoundsFor(w.cpuA, warm, rounds, limit, nil, nil, func(i int) error {
 			binary.LittleEndian.PutUint64(msg[:], uint64(i))
 			ping <- msg
 			msg = <-pong
@@ -401,9 +472,11 @@ func (w *workloads) rtt() {
 		r.Notes = "two goroutines pinned to the two CPUs, chan [64]byte with buffer 1 each way"
 		return r, err
 	}
-	fmt.Fprintln(os.Stderr, "ringbench: shmipc-go is not served by the module proxy here (403): rtt-64B runs without it")
+	if w.b.Wants(name) {
+		fmt.Fprintln(os.Stderr, "ringbench: shmipc-go is not served by the module proxy here (403): rtt-64B runs without it")
+	}
 	w.b.Interleave(name,
-		harness.Contender{System: harness.Ours, Run: tapewire},
+		harness.Contender{System: harness.Ours, Run: tapewire(false)},
 		harness.Contender{System: "floor-cacheline", Run: floor},
 		harness.Contender{System: "floor-cacheline-ringwalk", Run: floorWalk(walkTwoLines,
 			"like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a pair of rings' access pattern with no ring code")},
@@ -413,5 +486,12 @@ func (w *workloads) rtt() {
 			"like floor-cacheline-ringwalk, but round i carries both directions on one fresh line (ping at +0, pong at +8): what a fresh line per message costs by itself")},
 		harness.Contender{System: "unix-socket", Run: uds},
 		harness.Contender{System: "go-channel", Run: channels},
+	)
+	// The same round trip through Poll, against the floor of any pair of
+	// topics: what a Poll-based service (the appliance, sim) answers in.
+	w.b.Interleave(pollName,
+		harness.Contender{System: harness.Ours, Run: tapewire(true)},
+		harness.Contender{System: "floor-cacheline-2lines", Run: floorWalk(walkFixedTwoLines,
+			"two processes, each writes its own fixed cache line and spins on the other's: the floor of any pair of topics")},
 	)
 }
