@@ -4,7 +4,7 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: test vet staticcheck unit fuzz-smoke bench-test bench-smoke bench gen gen-check build
+.PHONY: test vet staticcheck unit fuzz-smoke bench-test bench-smoke bench benchmarks-md gen gen-check build
 
 ## test: everything CI checks — vet, staticcheck, race tests, fuzz smoke, bench module tests, bench smoke
 test: build vet staticcheck unit fuzz-smoke bench-test bench-smoke
@@ -43,8 +43,12 @@ bench:
 	cd bench && for d in cmd/*/; do n=$$(basename $$d); \
 		$(GO) run ./$$d -json out/$$n.json | tee out/$$n.txt || exit 1; done
 
-## gen: regenerate generated code (flatbuffers, via go:generate; needs Debian's flatc 2.0.8)
-gen:
+## benchmarks-md: assemble BENCHMARKS.md from bench/results/*.md
+benchmarks-md:
+	scripts/benchmarks-md.sh
+
+## gen: regenerate generated code (flatbuffers, via go:generate; needs Debian's flatc 2.0.8) and BENCHMARKS.md
+gen: benchmarks-md
 	$(GO) generate ./...
 
 ## gen-check: fail if regenerating changes anything committed
