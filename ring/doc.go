@@ -23,7 +23,8 @@
 //	4096     4096          control page, one hot word per line:
 //	                         +0    u64 tail          write horizon: the publisher may have written bytes below tail+8
 //	                         +128  u64 published     end of the newest committed frame
-//	                         +136  u64 published seq frames committed so far (= next seq)
+//	                         +136  u64 published seq next sequence number: LogConfig.FirstSeq (stored before
+//	                                                 the header's state word) + frames committed
 //	                         +256  u64 durable       advanced by the appliance after its WAL commit
 //	                         +384  u64 replicated    advanced by the appliance after replication
 //	                         +512  u32 data futex    bumped by the publisher before FUTEX_WAKE
@@ -39,7 +40,7 @@
 //	                         +0  u32 state     generation<<8 | status (0 free, 1 active, 2 evicted, 3 closed)
 //	                         +4  u32 flags     1 = gating (holds back a reliable publisher)
 //	                         +8  u32 pid       +16 u64 start time   +24 i64 heartbeat (CLOCK_MONOTONIC ns)
-//	                         +32 u64 position  consumed up to here (next frame boundary)
+//	                         +32 u64 position  consumed (ManualRelease: released) up to here, a frame boundary
 //	                         +40 u64 frames    +48 u64 lost frames  +56 u64 lost bytes  +64 u64 laps
 //	                         +72 i64 registered (Unix ns)
 //	data off capacity      data area: frames, contiguous, each 8-byte aligned
@@ -114,6 +115,17 @@
 // (CAS of the state word, generation included). After BackPressureTimeout it
 // fails the claim with ErrBackPressure naming the slot, pid and lag.
 //
+// A ManualRelease subscriber reads ahead of what it releases: Poll and Next
+// never store its position; Release(pos) does (pos between the position
+// released last and the end of the newest frame read, 8-aligned), with the
+// same full barrier and progress-futex wake. Since the publisher writes only
+// below the registered position + capacity, every frame between the
+// released and the published position stays intact: views into frames read
+// ahead stay valid until they are released. A subscriber that is alive but
+// neither polls nor waits (blocked on a disk, say) calls Heartbeat, one
+// clock read and one store, to keep its heartbeat younger than the
+// publisher's SubscriberTimeout.
+//
 // Registration: a subscriber takes a free slot lock, writes its start
 // position, stores the state active, bumps the epoch (full barrier) and then
 // reads tail; the publisher stores a new horizon in tail (full barrier) and
@@ -153,7 +165,19 @@
 // The appliance calls AdvanceDurable/AdvanceReplicated (monotonic CAS) after
 // its WAL commit or replication; a producer waits for its frame's end
 // position with WaitDurable/WaitReplicated, which spin, then park on the
-// position futex.
+// position futex. A wait that times out returns the sentinel ErrTimeout
+// itself (as does Subscriber.Wait), without allocating, so producers may
+// wait in short slices in a loop.
+//
+// # Replaced segments
+//
+// The appliance recreates a topic whose segment vanished (host reboot,
+// /dev/shm cleared, segments removed by an operator): a process that still
+// maps the old file keeps publishing into memory nobody reads. Log.Replaced
+// compares the mapped file's device and inode with the file now at the
+// topic's path (fstat + lstat, a few microseconds): long-running producers
+// call it from a control loop, about once a second or when a wait times
+// out, never per frame, and reattach when it says true.
 //
 // # Last-value topic file: <topic>.lvc (shm kind 2)
 //
@@ -178,8 +202,10 @@
 //
 // # Concurrency
 //
-// One goroutine at a time per Publisher, Subscriber or LastValueWriter;
-// LastValueReader and Log methods are safe from any goroutine. Hot paths
+// One goroutine at a time per Publisher, Subscriber or LastValueWriter,
+// except Subscriber.Heartbeat, which another goroutine may call while the
+// subscriber is open (not concurrently with Close); LastValueReader and Log
+// methods are safe from any goroutine. Hot paths
 // (Claim, ClaimBatch, Commit, CommitBatch, Offer, Poll, Next, Get) do not
 // allocate; publishing makes no system call unless a subscriber is parked
 // (one FUTEX_WAKE) or a reliable claim has to wait.

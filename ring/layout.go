@@ -193,6 +193,7 @@ var (
 	ErrInvalidConfig     = errors.New("invalid topic configuration")
 	ErrLayoutMismatch    = errors.New("segment parameters are inconsistent")
 	ErrSubscriberUnknown = errors.New("no such subscriber slot")
+	ErrReleaseOutOfRange = errors.New("release position out of range")
 )
 
 // LogConfig configures a new log topic.
@@ -210,6 +211,12 @@ type LogConfig struct {
 	Subscribers int
 	// SchemaID is recorded in the segment header.
 	SchemaID uint64
+	// FirstSeq is the sequence number of the topic's first frame: CreateLog
+	// stores it in the published-seq word (control page +136) before the
+	// segment becomes visible, so a topic recreated after its segment
+	// vanished (host reboot, /dev/shm cleared) continues the sequence its
+	// store already holds. Zero starts at 0.
+	FirstSeq uint64
 }
 
 func (c *LogConfig) normalize() error {
@@ -346,6 +353,22 @@ func OpenLog(o shm.Options, topic string) (*Log, error) {
 
 // Close unmaps the topic.
 func (l *Log) Close() error { return l.seg.Close() }
+
+// Replaced reports whether the topic's segment file no longer is the one
+// this Log maps: it was removed, or recreated under the same name (a new
+// inode; the appliance recreates topics after a host reboot or when
+// segments were removed). A long-running producer that finds it true should
+// close and reattach (OpenPublisher), since frames it publishes into the old
+// mapping reach nobody. Not for the hot path: it costs an fstat and a stat
+// (a few microseconds); once a second from a control loop, or after a wait
+// times out, is plenty.
+func (l *Log) Replaced() (bool, error) {
+	r, err := l.seg.Replaced()
+	if err != nil {
+		return false, fmt.Errorf("topic %s: %w", l.topic, err)
+	}
+	return r, nil
+}
 
 // Topic returns the topic name.
 func (l *Log) Topic() string { return l.topic }

@@ -117,7 +117,12 @@ func CreateLog(o shm.Options, topic string, cfg LogConfig, opts PublisherOptions
 	var p shm.CreateParams
 	p.Kind, p.SchemaID, p.Bytes = KindLog, cfg.SchemaID, int64(l.segmentBytes())
 	l.encode(p.KindParams[:])
-	seg, err := shm.Create(o, topic+LogSuffix, p, nil)
+	// The first sequence number is in place before the segment's state
+	// word says ready: no opener ever sees the topic with another one.
+	seg, err := shm.Create(o, topic+LogSuffix, p, func(seg *shm.Segment) error {
+		atomic.StoreUint64(seg.Uint64At(int(l.controlOff)+ctlPublishedSeq), cfg.FirstSeq)
+		return nil
+	})
 	if err != nil {
 		return nil, err
 	}

@@ -28,6 +28,15 @@ type SubscriberOptions struct {
 	Observer bool
 	// Wait is the strategy of Wait (default: SpinPark).
 	Wait WaitStrategy
+	// ManualRelease (reliable topics, not observers) decouples reading from
+	// releasing: Poll and Next read ahead zero-copy up to the published
+	// position, but the registered position that holds the publisher back
+	// only advances when the caller calls Release. Frames read and not yet
+	// released stay intact in the ring (the publisher waits, bounded by its
+	// BackPressureTimeout, rather than overwrite them), so views into them
+	// remain valid until released: a storage tenant can read a batch, hand
+	// it to its write-ahead log and release it once durable, without a copy.
+	ManualRelease bool
 }
 
 // Handler receives one frame (header included) and its position. In a
@@ -62,6 +71,8 @@ type Subscriber struct {
 	scratch    []byte
 	wait       WaitStrategy
 	closed     bool
+	manual     bool   // ManualRelease: only Release stores the slot position
+	released   uint64 // ManualRelease: the position last released
 
 	tailW, publishedW               *uint64
 	parkedW, futexW                 *uint32
@@ -120,6 +131,12 @@ func newSubscriber(lg *Log, opts SubscriberOptions) (*Subscriber, error) {
 		tailW:  lg.u64(ctlTail), publishedW: lg.u64(ctlPublished),
 		parkedW: lg.u32(ctlDataParked), futexW: lg.u32(ctlDataFutex),
 		progressParkedW: lg.u32(ctlProgressParked), progressFutexW: lg.u32(ctlProgressFutex),
+	}
+	if opts.ManualRelease {
+		if !s.gating {
+			return nil, fmt.Errorf("topic %s: %w: ManualRelease needs a gating subscriber of a reliable topic (mode %v, observer %v)", lg.topic, ErrInvalidConfig, lg.layout.mode, opts.Observer)
+		}
+		s.manual = true
 	}
 	if !s.gating {
 		s.scratch = make([]byte, lg.layout.maxFrame)
@@ -208,7 +225,7 @@ func (s *Subscriber) register(opts SubscriberOptions) error {
 		// Either the publisher's next claim sees the epoch bump and counts
 		// this slot, or its tail store came first and is visible here.
 		if tail := lg.Tail(); tail+commitWordBytes <= pos+lg.layout.capacity {
-			s.pos, s.stored = pos, pos
+			s.pos, s.stored, s.released = pos, pos, pos
 			return nil
 		}
 		if opts.Resume || attempt > 1000 {
@@ -462,19 +479,81 @@ func (s *Subscriber) check() error {
 
 // storePosition publishes the consumed position to the slot (sequentially
 // consistent, so the parked-publisher check after it cannot miss) and wakes a
-// publisher parked for room.
+// publisher parked for room. A ManualRelease subscriber stores only in
+// Release.
 func (s *Subscriber) storePosition() {
 	s.sinceStore = 0
-	if s.pos == s.stored || s.slot < 0 {
+	if s.pos == s.stored || s.slot < 0 || s.manual {
 		s.stored = s.pos
 		return
 	}
 	s.stored = s.pos
-	atomic.StoreUint64(s.slotPosW, s.pos)
+	s.publishPosition(s.pos)
+}
+
+// publishPosition stores pos as the slot's registered position and wakes a
+// publisher parked for room.
+func (s *Subscriber) publishPosition(pos uint64) {
+	atomic.StoreUint64(s.slotPosW, pos)
 	storeRelease64(s.log.slotU64(s.slot, slotFrames), s.frames)
 	if atomic.LoadUint32(s.progressParkedW) != 0 {
 		atomic.AddUint32(s.progressFutexW, 1)
 		_, _ = shm.FutexWake(s.progressFutexW, math.MaxInt32)
+	}
+}
+
+// Release advances a ManualRelease subscriber's registered position to pos:
+// the publisher may now overwrite the frames before pos, so views into them
+// must no longer be used. pos must lie between the position released last
+// and the end of the newest frame read (Position), and be a frame boundary
+// (a frame's position plus its aligned size, or Position itself); anything
+// else is an error naming both positions. Releasing the position already
+// released is a no-op. No allocation on success; one FUTEX_WAKE only if the
+// publisher is parked waiting for room.
+func (s *Subscriber) Release(pos uint64) error {
+	if !s.manual {
+		return fmt.Errorf("topic %s: %w: Release on a subscriber without ManualRelease", s.log.topic, ErrInvalidConfig)
+	}
+	if err := s.check(); err != nil {
+		return err
+	}
+	read := s.pos + s.pending
+	switch {
+	case pos < s.released:
+		return fmt.Errorf("topic %s slot %d: %w: release to %d is behind the position already released, %d", s.log.topic, s.slot, ErrReleaseOutOfRange, pos, s.released)
+	case pos > read:
+		return fmt.Errorf("topic %s slot %d: %w: release to %d is beyond the position read, %d", s.log.topic, s.slot, ErrReleaseOutOfRange, pos, read)
+	case pos%schema.FrameAlign != 0:
+		return fmt.Errorf("topic %s slot %d: %w: release to %d is not %d-byte aligned, so not a frame boundary (released %d, read %d)", s.log.topic, s.slot, ErrReleaseOutOfRange, pos, schema.FrameAlign, s.released, read)
+	case pos == s.released:
+		return nil
+	}
+	s.released = pos
+	s.publishPosition(pos)
+	return nil
+}
+
+// Released returns the registered position of a ManualRelease subscriber
+// (the position last released: where a resumed subscription that must not
+// skip unreleased frames starts), or Position for any other subscriber.
+func (s *Subscriber) Released() uint64 {
+	if s.manual {
+		return s.released
+	}
+	return s.Position()
+}
+
+// Heartbeat stamps the subscriber's liveness heartbeat. A subscriber that is
+// alive but not polling for a while (blocked elsewhere, such as a
+// ManualRelease subscriber waiting for a disk) calls it at least every
+// SubscriberTimeout/2 of the publisher's options so a publisher waiting
+// for room does not evict it as stale. Poll, Next and Wait stamp it
+// themselves. Cheap: one vDSO clock read and one store, no system call, no
+// allocation; a no-op for observers. It may be called from a goroutine other
+// than the one polling, but not concurrently with or after Close.
+func (s *Subscriber) Heartbeat() {
+	if s.slot >= 0 && !s.closed {
+		storeRelease64(s.slotHeartbeatW, uint64(shm.Nanotime()))
 	}
 }
 

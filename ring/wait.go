@@ -93,7 +93,8 @@ func (s *Subscriber) ready() bool {
 }
 
 // Wait blocks with the subscriber's wait strategy until a frame is available
-// (nil), timeout passes (ErrTimeout; timeout <= 0 waits without limit), or
+// (nil), timeout passes (ErrTimeout itself, not wrapped, returned without
+// allocating; timeout <= 0 waits without limit), or
 // the publisher is found gone with nothing left to read (ErrPublisherGone:
 // it closed, or died — then any claim it left is padded over first, so a
 // new publisher can take over and the subscription goes on).
@@ -125,7 +126,7 @@ func (s *Subscriber) Wait(timeout time.Duration) error {
 		}
 		now := shm.Nanotime()
 		if timeout > 0 && time.Duration(now-start) >= timeout {
-			return fmt.Errorf("topic %s: wait %v: %w", s.log.topic, timeout, ErrTimeout)
+			return ErrTimeout // not wrapped: callers loop on it, so it must not allocate
 		}
 		if time.Duration(now-lastLiveness) >= livenessEvery {
 			lastLiveness = now
@@ -215,18 +216,21 @@ func (l *Log) advance(off int, name string, pos uint64) error {
 
 // WaitDurable waits until the durable position reaches pos (the end position
 // of the producer's frame: Claim.Position plus its aligned size, or
-// Publisher.Position after the commit). It spins briefly, then parks; it
-// returns ErrTimeout after timeout (<= 0: no limit).
+// Publisher.Position after the commit). It spins briefly, then parks; after
+// timeout (<= 0: no limit) it returns ErrTimeout itself (not wrapped, so
+// errors.Is and == both match) without allocating, so a producer can wait in
+// short slices in a loop.
 func (l *Log) WaitDurable(pos uint64, timeout time.Duration) error {
-	return l.waitPosition(ctlDurable, "durable", pos, timeout)
+	return l.waitPosition(ctlDurable, pos, timeout)
 }
 
-// WaitReplicated waits until the replicated position reaches pos.
+// WaitReplicated waits until the replicated position reaches pos; timeouts
+// as WaitDurable.
 func (l *Log) WaitReplicated(pos uint64, timeout time.Duration) error {
-	return l.waitPosition(ctlReplicated, "replicated", pos, timeout)
+	return l.waitPosition(ctlReplicated, pos, timeout)
 }
 
-func (l *Log) waitPosition(off int, name string, pos uint64, timeout time.Duration) error {
+func (l *Log) waitPosition(off int, pos uint64, timeout time.Duration) error {
 	w := l.u64(off)
 	futex, parked := l.u32(ctlPositionFutex), l.u32(ctlPositionParked)
 	var start int64
@@ -245,7 +249,7 @@ func (l *Log) waitPosition(off int, name string, pos uint64, timeout time.Durati
 		if timeout > 0 {
 			left := timeout - time.Duration(shm.Nanotime()-start)
 			if left <= 0 {
-				return fmt.Errorf("topic %s: %s position %d not reached in %v (at %d): %w", l.topic, name, pos, timeout, atomic.LoadUint64(w), ErrTimeout)
+				return ErrTimeout // not wrapped: producers loop on it, so it must not allocate
 			}
 			slice = min(slice, left)
 		}

@@ -354,6 +354,28 @@ func (s *Segment) Close() error {
 	return err
 }
 
+// Replaced reports whether the file at the segment's path is no longer the
+// mapped one: it was removed (true, nil) or another file now has its name
+// (a different device or inode: true, nil). It costs an fstat and an lstat,
+// so call it from a control loop (every second or so), never per frame. An
+// error other than "no such file" is returned as is.
+func (s *Segment) Replaced() (bool, error) {
+	if s.file == nil {
+		return false, fmt.Errorf("segment %s: closed", s.path)
+	}
+	var mine, named unix.Stat_t
+	if err := unix.Fstat(int(s.file.Fd()), &mine); err != nil {
+		return false, fmt.Errorf("segment %s: fstat: %w", s.path, err)
+	}
+	if err := unix.Lstat(s.path, &named); err != nil {
+		if errors.Is(err, unix.ENOENT) {
+			return true, nil
+		}
+		return false, fmt.Errorf("segment %s: %w", s.path, err)
+	}
+	return mine.Dev != named.Dev || mine.Ino != named.Ino, nil
+}
+
 // Bytes returns the whole mapping, header page included.
 func (s *Segment) Bytes() []byte { return s.data }
 

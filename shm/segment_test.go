@@ -7,10 +7,10 @@ import (
 	"hash/crc32"
 	"math/rand/v2"
 	"os"
-	"strconv"
-	"syscall"
 	"os/exec"
 	"path/filepath"
+	"strconv"
+	"syscall"
 	"testing"
 
 	"golang.org/x/sys/unix"
