@@ -33,7 +33,13 @@
 //  4. When the WAL's durable LSN covers the batch, the committer advances
 //     each topic's durable position in the ring (producers waiting in
 //     WaitDurable wake) and moves the topic's gate subscription over the
-//     same frames, releasing their ring space.
+//     same frames, releasing their ring space. The observer sees a frame
+//     once its length word is stored, which the publisher does before it
+//     stores the published position after it; ring refuses a durable
+//     position past the published one, so when the WAL is faster than a
+//     preempted publisher the rest of the advance waits (the committer
+//     re-checks every loop and parks at most 1 ms meanwhile;
+//     tapewire_storage_durable_deferred_total counts these).
 //  5. The applier goroutine turns the batch — together with the durable
 //     batches already waiting behind it, up to 8 and a quarter of a
 //     memtable — into one LSM batch applied with ApplyAt at the LSN of its

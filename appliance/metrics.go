@@ -66,6 +66,7 @@ var (
 	descStoreBytes     = prometheus.NewDesc("tapewire_storage_frame_bytes_total", "Frame bytes persisted to the event log.", []string{"topic"}, nil)
 	descQuarantine     = prometheus.NewDesc("tapewire_storage_quarantined_frames_total", "Malformed frames kept under q/ instead of the event log.", []string{"topic"}, nil)
 	descDuplicates     = prometheus.NewDesc("tapewire_storage_duplicate_frames_total", "Frames read again after a restart that the store already held.", []string{"topic"}, nil)
+	descDurableWaited  = prometheus.NewDesc("tapewire_storage_durable_deferred_total", "Durable-position advances that waited for the publisher to store the published position after a frame already durable in the WAL.", []string{"topic"}, nil)
 	descLost           = prometheus.NewDesc("tapewire_storage_lost_frames_total", "Sequence numbers overwritten in a ring before they could be persisted (appliance down, subscription evicted).", []string{"topic"}, nil)
 	descLastSeq        = prometheus.NewDesc("tapewire_storage_last_seq", "Sequence number of the newest frame persisted or quarantined.", []string{"topic"}, nil)
 	descTopicFailed    = prometheus.NewDesc("tapewire_storage_topic_failed", "1 when the storage tenant stopped reading a topic after a ring error.", []string{"topic"}, nil)
@@ -117,6 +118,7 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 			counter(descQuarantine, float64(t.quarantined.Load()), t.name)
 			counter(descDuplicates, float64(t.duplicates.Load()), t.name)
 			counter(descLost, float64(t.lost.Load()), t.name)
+			counter(descDurableWaited, float64(t.durableDeferred.Load()), t.name)
 			failed := 0.0
 			if n.topicFailed(t) {
 				failed = 1

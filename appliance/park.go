@@ -35,6 +35,10 @@ type parker struct {
 	noWaitv bool
 }
 
+// durableLagParkTimeout bounds a park while a durable advance waits for a
+// publisher's published store (advanceDurable).
+const durableLagParkTimeout = time.Millisecond
+
 // futexWaitv is struct futex_waitv of linux/futex.h.
 type futexWaitv struct {
 	val      uint64
@@ -81,6 +85,13 @@ func (p *parker) park(timeout time.Duration) {
 				})
 			}
 		}
+		if s.durableLag > 0 {
+			// A durable advance waits for a publisher's published store,
+			// which wakes the data futex only if it sees our parked count:
+			// on x86 its plain store of the published word may pass its
+			// read of that count, so re-check soon instead of trusting it.
+			timeout = min(timeout, durableLagParkTimeout)
+		}
 		p.sleep(timeout)
 	}
 	for _, t := range s.topics {
@@ -108,8 +119,14 @@ func (p *parker) ready() bool {
 		return false
 	}
 	for _, t := range s.topics {
-		if t.failure() == nil && t.park.committed(t.obs.Position()) {
+		if t.failure() != nil {
+			continue
+		}
+		if t.park.committed(t.obs.Position()) {
 			return true
+		}
+		if t.durableLagged && t.lg.Published() > t.durableAt {
+			return true // the published store a durable advance waited for landed
 		}
 	}
 	return false

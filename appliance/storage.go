@@ -36,7 +36,18 @@ type storageTopic struct {
 
 	lastSeq uint64 // last sequence number accepted (stored or quarantined)
 	haveSeq bool
-	failed  atomic.Pointer[error] // a ring error that stopped reading this topic
+
+	// durableTarget is the end of the newest frame the WAL made durable;
+	// durableAt is what the ring's durable position was advanced to. They
+	// differ while the publisher has committed a frame (its length word,
+	// which the observer reads) but not yet stored the published position
+	// after it: ring refuses a durable position past the published one, so
+	// the rest of the advance waits for that store (advanceDurable).
+	// Committer-owned.
+	durableTarget uint64
+	durableAt     uint64
+	durableLagged bool                  // counted in storage.durableLag
+	failed        atomic.Pointer[error] // a ring error that stopped reading this topic
 
 	frames      atomic.Uint64 // frames persisted (event log)
 	bytes       atomic.Uint64 // frame bytes persisted
@@ -44,6 +55,9 @@ type storageTopic struct {
 	duplicates  atomic.Uint64 // frames read again after a restart, already stored
 	lost        atomic.Uint64 // sequence numbers never seen (overwritten while the appliance was down)
 	released    atomic.Uint64 // frames released to the publisher through the gate
+	// durableDeferred counts durable advances that waited for the
+	// published position (advanceDurable).
+	durableDeferred atomic.Uint64
 }
 
 // internalTopic is a topic with no ring whose frames the appliance makes
@@ -115,6 +129,7 @@ type storage struct {
 	adminCh chan *adminRequest
 
 	// Committer-owned state.
+	durableLag   int // topics whose durableAt is behind durableTarget
 	cur          *batch
 	pending      []*batch // appended, not yet durable, in LSN order
 	lastAppended wal.LSN
@@ -476,8 +491,9 @@ func (s *storage) seal(b *batch) {
 // lets the gate subscriber release the ring space, and hands the batch to
 // the applier. Hot path.
 func (s *storage) completeDurable() bool {
+	progressed := s.durableLag > 0 && s.retryDurable()
 	if len(s.pending) == 0 {
-		return false
+		return progressed
 	}
 	durable := s.wal.DurableLSN()
 	n := 0
@@ -487,10 +503,11 @@ func (s *storage) completeDurable() bool {
 		for _, i := range b.touched {
 			t := s.topics[i]
 			p := b.progress[i]
-			if err := t.lg.AdvanceDurable(p.endPos); err != nil {
-				s.failTopic(t, err)
+			if t.failure() != nil {
 				continue
 			}
+			t.durableTarget = max(t.durableTarget, p.endPos)
+			s.advanceDurable(t)
 			s.release(t, p.frames)
 		}
 		if now == 0 {
@@ -501,12 +518,64 @@ func (s *storage) completeDurable() bool {
 		n++
 	}
 	if n == 0 {
-		return false
+		return progressed
 	}
 	copy(s.pending, s.pending[n:])
 	clear(s.pending[len(s.pending)-n:])
 	s.pending = s.pending[:len(s.pending)-n]
 	return true
+}
+
+// advanceDurable advances t's durable position in the ring towards
+// durableTarget, as far as the published position allows. The observer
+// learns of a frame from its length word, which the publisher stores before
+// the published position after it (ring/doc.go, "Commit protocol"), so a
+// frame can be read, written to the WAL and made durable while the
+// published position still ends before it (the publisher was preempted
+// between its two stores). The rest of the advance is then retried
+// (retryDurable) until the publisher's store lands, or a new publisher's
+// repair of a dead one's claim stores it. Hot path.
+func (s *storage) advanceDurable(t *storageTopic) {
+	to := t.durableTarget
+	if published := t.lg.Published(); to > published {
+		to = published
+	}
+	if to > t.durableAt {
+		if err := t.lg.AdvanceDurable(to); err != nil {
+			s.failTopic(t, err)
+			return
+		}
+		t.durableAt = to
+	}
+	switch behind := t.durableAt < t.durableTarget; {
+	case behind && !t.durableLagged:
+		t.durableLagged = true
+		s.durableLag++
+		t.durableDeferred.Add(1)
+	case !behind && t.durableLagged:
+		t.durableLagged = false
+		s.durableLag--
+	}
+}
+
+// retryDurable retries the durable advances that waited for a published
+// position; it reports whether any moved.
+func (s *storage) retryDurable() bool {
+	moved := false
+	for _, t := range s.topics {
+		if !t.durableLagged {
+			continue
+		}
+		if t.failure() != nil {
+			t.durableLagged = false
+			s.durableLag--
+			continue
+		}
+		before := t.durableAt
+		s.advanceDurable(t)
+		moved = moved || t.durableAt != before
+	}
+	return moved
 }
 
 // release moves the gate over frames now durable, so the publisher may

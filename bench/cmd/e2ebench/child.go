@@ -60,6 +60,7 @@ func runNodeChild(configPath string) error {
 type nodeProcess struct {
 	cfg    appliance.Config
 	stop   func() error
+	dump   func() string // the child's goroutines (SIGQUIT) and everything it logged; ends it
 	stderr *strings.Builder
 }
 
@@ -110,7 +111,11 @@ func (e *env) startNodeProcess() (*nodeProcess, error) {
 		cmd.Wait()
 		return nil, fmt.Errorf("node child not ready within 60 s: %s", stderr.String())
 	}
-	return &nodeProcess{cfg: cfg, stderr: &stderr, stop: func() error {
+	return &nodeProcess{cfg: cfg, stderr: &stderr, dump: func() string {
+		_ = cmd.Process.Signal(syscall.SIGQUIT)
+		_ = cmd.Wait()
+		return stderr.String()
+	}, stop: func() error {
 		_ = cmd.Process.Signal(syscall.SIGTERM)
 		if err := cmd.Wait(); err != nil {
 			return fmt.Errorf("node child: %v: %s", err, stderr.String())

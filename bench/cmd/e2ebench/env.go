@@ -103,7 +103,9 @@ func (e *env) publishDurable(rate float64, d time.Duration) (harness.Result, err
 	for done < total {
 		now := shm.Nanotime()
 		if now > deadline {
-			return harness.Result{}, fmt.Errorf("%d of %d events not durable 30 s after the run", total-done, total)
+			fmt.Fprintf(os.Stderr, "e2ebench: the node child when the run failed (goroutines and log):\n%s\n", np.dump())
+			return harness.Result{}, fmt.Errorf("%d of %d events not durable 30 s after the run (%d published; durable position %d, published position %d)",
+				total-done, total, published, lg.Durable(), lg.Published())
 		}
 		if published < total {
 			intended := start + int64(float64(published)*interval)

@@ -48,6 +48,7 @@ func main() {
 	lgBase := flag.String("lg-base", "", "(child role) shm base of the load generator")
 	lgNamespace := flag.String("lg-namespace", "", "(child role) shm namespace of the load generator")
 	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of this process (the in-process workloads: restart) to this `path`")
+	saturationRate := flag.Float64("saturation-rate", 0, "offered `events/s` of publish-durable-saturation (0: half the best durable-ingest repeat of this run)")
 	b := harness.New("e2ebench")
 	switch harness.Role() {
 	case "node":
@@ -101,7 +102,9 @@ func main() {
 	}
 	if b.Wants("publish-durable-saturation") {
 		rate := 0.5 * ingestRate
-		if rate <= 0 {
+		if *saturationRate > 0 {
+			rate = *saturationRate
+		} else if rate <= 0 {
 			rate = 20_000
 		}
 		b.Interleave("publish-durable-saturation",
