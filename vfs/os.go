@@ -21,16 +21,6 @@ import (
 type OS struct {
 	// Logf receives the one-time fallback notice; nil discards it.
 	Logf func(format string, args ...any)
-	// AsyncWrites makes files opened with FlagDirect|FlagDSync (with
-	// O_DIRECT in effect) implement AsyncWriterAt through one io_uring per
-	// OS value, set up at the first such Open. Where io_uring is refused
-	// the files are plain (callers fall back to WriteAt), the reason is
-	// logged once and AsyncErr reports it.
-	AsyncWrites bool
-
-	ringOnce sync.Once
-	ring     *uring
-	ringErr  error
 
 	logOnce       sync.Once
 	directRefused atomic.Int64
@@ -87,36 +77,8 @@ func (fs *OS) Open(name string, flags Flag) (File, error) {
 		if err != nil {
 			return nil, &os.PathError{Op: "open " + flags.String(), Path: name, Err: err}
 		}
-		of := &osFile{f: os.NewFile(uintptr(fd), name), fd: fd, name: name, direct: direct}
-		if fs.AsyncWrites && direct && flags&(FlagWrite|FlagDSync) == FlagWrite|FlagDSync {
-			if r := fs.asyncRing(); r != nil {
-				return &asyncOSFile{osFile: of, ring: r}, nil
-			}
-		}
-		return of, nil
+		return &osFile{f: os.NewFile(uintptr(fd), name), fd: fd, name: name, direct: direct}, nil
 	}
-}
-
-// asyncRing returns the OS's io_uring, setting it up on first use, or nil
-// if it is unavailable.
-func (fs *OS) asyncRing() *uring {
-	fs.ringOnce.Do(func() {
-		fs.ring, fs.ringErr = newURing()
-		if fs.ringErr != nil && fs.Logf != nil {
-			fs.Logf("vfs: %v; writing with pwrite instead", fs.ringErr)
-		}
-	})
-	return fs.ring
-}
-
-// AsyncErr reports why AsyncWrites could not be honoured (nil if it was,
-// or if no file asked for it yet).
-func (fs *OS) AsyncErr() error {
-	if !fs.AsyncWrites {
-		return nil
-	}
-	fs.asyncRing()
-	return fs.ringErr
 }
 
 // Rename implements FS.
@@ -202,18 +164,6 @@ func (f *osFile) WriteAt(p []byte, off int64) (int, error) { return f.f.WriteAt(
 func (f *osFile) Close() error                             { return f.f.Close() }
 func (f *osFile) Direct() bool                             { return f.direct }
 func (f *osFile) Name() string                             { return f.name }
-
-// asyncOSFile is an O_DIRECT|O_DSYNC file whose writes can also be started
-// through the OS's io_uring.
-type asyncOSFile struct {
-	*osFile
-	ring *uring
-}
-
-// WriteAtAsync implements AsyncWriterAt.
-func (f *asyncOSFile) WriteAtAsync(p []byte, off int64, done WriteCompletion) {
-	f.ring.write(f.fd, p, off, done)
-}
 
 func (f *osFile) Sync() error {
 	for {

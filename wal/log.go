@@ -46,8 +46,6 @@ type group struct {
 	promise    LSN
 	done       bool
 	err        error
-
-	log *Log // for WriteDone
 }
 
 func (g *group) reset() {
@@ -128,7 +126,6 @@ type Log struct {
 	freeWaiters chan *waiter
 
 	directMode bool // every segment opened with O_DIRECT in effect
-	async      bool // Options.AsyncWrites: frames are written with vfs.AsyncWriterAt where offered
 	stats      Metrics
 	truncMu    sync.Mutex
 	wg         sync.WaitGroup
@@ -167,7 +164,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	if err != nil {
 		return nil, fmt.Errorf("wal: lock %s: %w", dir, err)
 	}
-	l := &Log{opts: o, fs: fs, dir: dir, lock: lock, directMode: true, async: o.AsyncWrites}
+	l := &Log{opts: o, fs: fs, dir: dir, lock: lock, directMode: true}
 	l.flushCond.L, l.spaceCond.L, l.prepCond.L = &l.mu, &l.mu, &l.mu
 	if err := l.recover(); err != nil {
 		l.closeFiles()
@@ -176,7 +173,7 @@ func Open(dir string, opts Options) (*Log, error) {
 	}
 	groupBytes := SegmentHeaderSize + int(alignBlock(int64(o.MaxGroupBytes)))
 	for range o.MaxInFlightFrames + 1 {
-		g := &group{buf: vfs.AlignedBuffer(groupBytes), log: l}
+		g := &group{buf: vfs.AlignedBuffer(groupBytes)}
 		g.reset()
 		l.free = append(l.free, g)
 	}
@@ -514,9 +511,6 @@ func (l *Log) enqueue(records []Record, w *waiter) (LSN, error) {
 	// a lone writer.
 	f := l.sealLocked()
 	l.mu.Unlock()
-	if l.startWrite(f) {
-		return last, nil // acknowledged by the completion, like any other
-	}
 	err := l.writeFrame(f)
 	l.mu.Lock()
 	l.completeLocked(f, err)
@@ -525,41 +519,6 @@ func (l *Log) enqueue(records []Record, w *waiter) (LSN, error) {
 	}
 	l.wakeAndUnlock()
 	return last, nil
-}
-
-// startWrite starts g's write asynchronously if the log writes that way and
-// g's segment file offers it, and reports whether it did; the completion
-// (WriteDone) then acknowledges it. Called without the lock.
-func (l *Log) startWrite(g *group) bool {
-	if !l.async {
-		return false
-	}
-	aw, ok := g.seg.file.(vfs.AsyncWriterAt)
-	if !ok {
-		return false
-	}
-	aw.WriteAtAsync(l.frameWrite(g), g.fileOff, g)
-	return true
-}
-
-// WriteDone completes an asynchronous frame write (vfs.WriteCompletion): it
-// acknowledges what became durable, starts the groups that became ready
-// and wakes the waiters released. Commit path.
-func (g *group) WriteDone(err error) {
-	l := g.log
-	l.mu.Lock()
-	l.completeLocked(g, err)
-	for l.readyLocked() {
-		f := l.sealLocked()
-		l.mu.Unlock()
-		if !l.startWrite(f) {
-			l.mu.Lock()
-			l.flushCond.Signal() // not asynchronous after all: a flusher writes it
-			break
-		}
-		l.mu.Lock()
-	}
-	l.wakeAndUnlock()
 }
 
 // wakeBatchSize bounds the waiters taken from the ring per lock hold.
@@ -665,10 +624,6 @@ func (l *Log) flushLoop() {
 		}
 		g := l.sealLocked()
 		l.mu.Unlock()
-		if l.startWrite(g) {
-			l.mu.Lock()
-			continue
-		}
 		err := l.writeFrame(g)
 		l.mu.Lock()
 		l.completeLocked(g, err)
@@ -683,13 +638,6 @@ func (l *Log) flushLoop() {
 // (with the segment header first if it opens a segment) in one O_DIRECT,
 // O_DSYNC write. Commit path: no lock held, no allocation.
 func (l *Log) writeFrame(g *group) error {
-	_, err := g.seg.file.WriteAt(l.frameWrite(g), g.fileOff)
-	return err
-}
-
-// frameWrite finishes the header and CRC of a sealed group and returns the
-// bytes to write at g.fileOff. Commit path: no lock held, no allocation.
-func (l *Log) frameWrite(g *group) []byte {
 	frame := g.buf[SegmentHeaderSize:]
 	var flags uint16
 	if g.close {
@@ -698,7 +646,8 @@ func (l *Log) frameWrite(g *group) []byte {
 	clear(frame[g.n:alignBlock(int64(g.n))])
 	putFrameHeader(frame, FrameHeader{Flags: flags, SegmentID: g.seg.id, FirstLSN: g.first, Count: g.count,
 		Length: uint32(g.n), DurableThrough: g.promise, LogTag: logTag(l.uuid)}, g.frameOff)
-	return g.buf[g.writeStart : g.writeStart+g.writeLen]
+	_, err := g.seg.file.WriteAt(g.buf[g.writeStart:g.writeStart+g.writeLen], g.fileOff)
+	return err
 }
 
 // sealLocked turns the filling group into a placed frame.

@@ -58,11 +58,6 @@ type Options struct {
 	// kept for reuse instead of being deleted (reuse skips zeroing).
 	// Negative means none.
 	RecycledSegments int
-	// AsyncWrites writes frames through vfs.AsyncWriterAt (io_uring on
-	// vfs.OS with AsyncWrites set) where the segment file offers it: no
-	// thread blocks per frame write, and the completion acknowledges.
-	// Files that do not offer it are written with WriteAt as before.
-	AsyncWrites bool
 	// Notify, if set, is called with the durable LSN each time it advances,
 	// in LSN order, and once with a non-nil error when the log fails. It is
 	// called with the log's lock held from the commit path: it must return

@@ -13,24 +13,18 @@ import (
 
 var fillFlag = flag.Int("fill", 0, "wal.Options.PipelineFillBytes for Tapewire (0: default)")
 
-var asyncFlag = flag.Bool("uring", false, "also run Tapewire with wal.Options.AsyncWrites (io_uring) as the contender tapewire-uring")
-
 var inflightFlag = flag.Int("inflight", wal.DefaultMaxInFlightFrames, "wal.Options.MaxInFlightFrames for Tapewire")
 
 // prepared is how many zeroed segments Tapewire keeps ready: two, so a burst
 // of rotations at 64 writers never waits for zeroing.
 const prepared = 2
 
-func openWAL(root string, async bool) (*wal.Log, error) {
+func openWAL(root string) (*wal.Log, error) {
 	dir, err := freshDir(root, "tapewire")
 	if err != nil {
 		return nil, err
 	}
-	var fs vfs.FS = vfs.Default
-	if async {
-		fs = asyncFS
-	}
-	l, err := wal.Open(dir, wal.Options{FS: fs, AsyncWrites: async, PreparedSegments: prepared, MaxInFlightFrames: *inflightFlag, PipelineFillBytes: *fillFlag})
+	l, err := wal.Open(dir, wal.Options{FS: vfs.Default, PreparedSegments: prepared, MaxInFlightFrames: *inflightFlag, PipelineFillBytes: *fillFlag})
 	if err != nil {
 		return nil, err
 	}
@@ -46,11 +40,8 @@ func openWAL(root string, async bool) (*wal.Log, error) {
 	return l, nil
 }
 
-// asyncFS is the OS file system with io_uring writes, shared by every run.
-var asyncFS = &vfs.OS{AsyncWrites: true}
-
-func tapewireSynced(root string, writers int, d time.Duration, async bool) (harness.Result, error) {
-	l, err := openWAL(root, async)
+func tapewireSynced(root string, writers int, d time.Duration) (harness.Result, error) {
+	l, err := openWAL(root)
 	if err != nil {
 		return harness.Result{}, err
 	}
@@ -77,7 +68,7 @@ func tapewireSynced(root string, writers int, d time.Duration, async bool) (harn
 }
 
 func tapewireBatched(root string, callers, batch int, d time.Duration) (harness.Result, error) {
-	l, err := openWAL(root, false)
+	l, err := openWAL(root)
 	if err != nil {
 		return harness.Result{}, err
 	}
