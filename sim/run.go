@@ -72,6 +72,9 @@ const (
 	// heartbeatEvery is how often the simulator proves it is alive to the
 	// rings' liveness checks.
 	heartbeatEvery = 100 * time.Millisecond
+	// replacedCheckEvery is how often the simulator checks that its topics'
+	// segments are still the ones it maps (a stat each).
+	replacedCheckEvery = time.Second
 )
 
 func (c *RunConfig) normalize() error {
@@ -111,6 +114,9 @@ func (c *RunConfig) normalize() error {
 // Stats counts what a Run did.
 type Stats struct {
 	Ticks, Requests, Events, Malformed uint64
+	// Reattached counts the times the topics were found recreated and the
+	// simulator attached to the new ones.
+	Reattached uint64
 }
 
 // Run is the simulator process: it attaches to the topics, publishes the
@@ -118,6 +124,11 @@ type Stats struct {
 // (one Tick per step), answers requests from the Requests topic through the
 // Exchange, and publishes everything the exchange emits on Trades. It
 // returns when ctx ends (nil) or a topic fails.
+//
+// Once a second Run checks that the topics' segments are still the ones it
+// maps; when the appliance recreated them (it does when it starts and finds
+// them gone, e.g. after a host reboot), Run attaches to the new ones and
+// publishes the reference data again (Stats.Reattached counts it).
 //
 // Nothing is dropped: when a reliable topic is full the publish waits for
 // room, and a request that fails verification is answered with an ERROR
@@ -137,27 +148,24 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 	}
 	x := NewExchange(market, cfg.Exchange)
 
-	ticks, err := attachPublisher(ctx, cfg, cfg.Topics.Ticks)
-	if err != nil {
-		return st, err
-	}
-	defer ticks.Close()
-	trades, err := attachPublisher(ctx, cfg, cfg.Topics.Trades)
-	if err != nil {
-		return st, err
-	}
-	defer trades.Close()
-	requests, err := ring.OpenSubscriber(cfg.Shm, cfg.Topics.Requests, ring.SubscriberOptions{})
-	if err != nil {
-		return st, fmt.Errorf("simulator: subscribe to %q: %w", cfg.Topics.Requests, err)
-	}
-	defer requests.Close()
-
+	var t simTopics
+	defer t.close()
 	p := &simPublisher{ctx: ctx}
-	for k := range instruments {
-		if err := p.publish(ticks, &instruments[k]); err != nil {
-			return st, err
+	attach := func() error {
+		if err := t.attach(ctx, cfg); err != nil {
+			return err
 		}
+		// Reference data first, on every (re)attachment: a recreated
+		// topic's readers have not seen it.
+		for k := range instruments {
+			if err := p.publish(t.ticks, &instruments[k]); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
+	if err := attach(); err != nil {
+		return st, err
 	}
 	fmt.Fprintf(cfg.Log, "simulator: %d instruments at %.0f ticks/s on %q, trades on %q, requests from %q, traders %v\n",
 		len(instruments), cfg.TicksPerSecond, cfg.Topics.Ticks, cfg.Topics.Trades, cfg.Topics.Requests, cfg.Traders)
@@ -165,7 +173,7 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 	emit := func(ev schema.Event) {
 		st.Events++
 		if p.err == nil {
-			p.err = p.publish(trades, ev)
+			p.err = p.publish(t.trades, ev)
 		}
 	}
 	traders := newTraders(cfg, market, x)
@@ -210,13 +218,13 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 
 	start := time.Now()
 	interval := time.Duration(float64(time.Second) / cfg.TicksPerSecond)
-	lastBeat := start
+	lastBeat, lastCheck := start, start
 	instrument := 0
 	for {
 		if err := ctx.Err(); err != nil {
 			return st, nil
 		}
-		n, err := requests.Poll(handle, requestBatch)
+		n, err := t.requests.Poll(handle, requestBatch)
 		if err != nil && !errors.Is(err, ring.ErrPublisherGone) {
 			return st, fmt.Errorf("simulator: poll %q: %w", cfg.Topics.Requests, err)
 		}
@@ -228,7 +236,7 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 		for ; st.Ticks < due && p.err == nil; st.Ticks++ {
 			ns := now.UnixNano()
 			market.Step(instrument, ns, &tick)
-			if err := p.publish(ticks, &tick); err != nil {
+			if err := p.publish(t.ticks, &tick); err != nil {
 				return st, err
 			}
 			x.OnTick(instrument, ns, emit)
@@ -239,12 +247,31 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 			return st, p.err
 		}
 		if now.Sub(lastBeat) >= heartbeatEvery {
-			ticks.Heartbeat()
-			trades.Heartbeat()
+			t.ticks.Heartbeat()
+			t.trades.Heartbeat()
+			t.requests.Heartbeat()
 			lastBeat = now
 		}
+		if now.Sub(lastCheck) >= replacedCheckEvery {
+			lastCheck = now
+			replaced, err := t.replaced()
+			if err != nil {
+				return st, err
+			}
+			if replaced {
+				// The appliance recreated its topics (their segments were
+				// removed, e.g. after a host reboot): frames published into
+				// the old mappings would reach nobody.
+				fmt.Fprintf(cfg.Log, "simulator: topics in %s were recreated; reattaching\n", cfg.Shm.Dir())
+				t.close()
+				if err := attach(); err != nil {
+					return st, err
+				}
+				st.Reattached++
+			}
+		}
 		if n == 0 && st.Ticks >= due {
-			if err := requests.Wait(idleWait); err != nil && !errors.Is(err, ring.ErrTimeout) && !errors.Is(err, ring.ErrPublisherGone) {
+			if err := t.requests.Wait(idleWait); err != nil && !errors.Is(err, ring.ErrTimeout) && !errors.Is(err, ring.ErrPublisherGone) {
 				return st, fmt.Errorf("simulator: wait on %q: %w", cfg.Topics.Requests, err)
 			}
 			if errors.Is(err, ring.ErrPublisherGone) {
@@ -253,6 +280,56 @@ func Run(ctx context.Context, cfg RunConfig) (Stats, error) {
 			}
 		}
 	}
+}
+
+// simTopics are the simulator's attachments to the rings.
+type simTopics struct {
+	ticks, trades *ring.Publisher
+	requests      *ring.Subscriber
+}
+
+// attach opens the three topics, waiting for them as attachPublisher does.
+func (t *simTopics) attach(ctx context.Context, cfg RunConfig) error {
+	var err error
+	if t.ticks, err = attachPublisher(ctx, cfg, cfg.Topics.Ticks); err != nil {
+		return err
+	}
+	if t.trades, err = attachPublisher(ctx, cfg, cfg.Topics.Trades); err != nil {
+		return err
+	}
+	if t.requests, err = ring.OpenSubscriber(cfg.Shm, cfg.Topics.Requests, ring.SubscriberOptions{}); err != nil {
+		return fmt.Errorf("simulator: subscribe to %q: %w", cfg.Topics.Requests, err)
+	}
+	return nil
+}
+
+// replaced reports whether any of the topics' segments was removed or
+// recreated since it was attached.
+func (t *simTopics) replaced() (bool, error) {
+	for _, l := range []*ring.Log{t.ticks.Log(), t.trades.Log(), t.requests.Log()} {
+		r, err := l.Replaced()
+		if err != nil {
+			return false, fmt.Errorf("simulator: %w", err)
+		}
+		if r {
+			return true, nil
+		}
+	}
+	return false, nil
+}
+
+// close lets go of whatever is attached.
+func (t *simTopics) close() {
+	if t.ticks != nil {
+		t.ticks.Close()
+	}
+	if t.trades != nil {
+		t.trades.Close()
+	}
+	if t.requests != nil {
+		t.requests.Close()
+	}
+	*t = simTopics{}
 }
 
 // attachPublisher opens topic as its publisher, retrying while the topic

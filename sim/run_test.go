@@ -190,3 +190,64 @@ func TestRunConfigLimits(t *testing.T) {
 		t.Fatalf("error %q does not name the topic %s", err, want)
 	}
 }
+
+// TestRunReattachesToRecreatedTopics removes and recreates the simulator's
+// topics while it runs (what the appliance does when it starts and finds
+// the segments gone): the simulator must notice within a few seconds and
+// publish reference data and ticks into the new topics.
+func TestRunReattachesToRecreatedTopics(t *testing.T) {
+	o := testShm(t)
+	for _, name := range []string{"ticks", "trades", "requests"} {
+		createTopic(t, o, name)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	type outcome struct {
+		st  Stats
+		err error
+	}
+	result := make(chan outcome, 1)
+	go func() {
+		st, err := Run(ctx, RunConfig{Shm: o, Instruments: 2, TicksPerSecond: 500, Seed: 5, Log: io.Discard})
+		result <- outcome{st, err}
+	}()
+
+	old, err := ring.OpenSubscriber(o, "ticks", ring.SubscriberOptions{Observer: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer old.Close()
+	deadline := time.Now().Add(20 * time.Second)
+	collect(t, old, deadline, func(ev schema.Event) bool { _, ok := ev.(*schema.Tick); return ok })
+
+	for _, name := range []string{"ticks", "trades", "requests"} {
+		if err := shm.Remove(o, name+ring.LogSuffix); err != nil {
+			t.Fatal(err)
+		}
+		createTopic(t, o, name)
+	}
+	// From the first frame: the simulator may reattach before this opens.
+	fresh, err := ring.OpenSubscriber(o, "ticks", ring.SubscriberOptions{Observer: true, Resume: true, From: 0})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer fresh.Close()
+	instruments, ticks := 0, 0
+	collect(t, fresh, deadline, func(ev schema.Event) bool {
+		switch ev.(type) {
+		case *schema.Instrument:
+			instruments++
+		case *schema.Tick:
+			ticks++
+		}
+		return instruments == 2 && ticks >= 10
+	})
+
+	cancel()
+	out := <-result
+	if out.err != nil {
+		t.Fatalf("Run: %v", out.err)
+	}
+	if out.st.Reattached != 1 {
+		t.Fatalf("Reattached = %d, want 1", out.st.Reattached)
+	}
+}
