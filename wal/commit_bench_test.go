@@ -6,6 +6,8 @@ import (
 	"sync"
 	"testing"
 
+	"golang.org/x/sys/unix"
+
 	"github.com/tapewire/tapewire/vfs"
 )
 
@@ -59,4 +61,54 @@ func BenchmarkCommitPathCPU(b *testing.B) {
 			b.ReportMetric(float64(m.Records)/float64(m.Frames), "records/frame")
 		})
 	}
+}
+
+// BenchmarkSyncedAppendDisk: synced appends of 124-byte records from W
+// goroutines to a log on the real disk (the test's temporary directory,
+// which must not be tmpfs): walbench's synced-append workload, in a form
+// that go test can profile. cpu-µs/op is the process's CPU per append.
+func BenchmarkSyncedAppendDisk(b *testing.B) {
+	for _, c := range []struct{ writers, inflight int }{{1, 0}, {16, 0}, {64, 0}, {64, 2}, {64, 3}, {64, 8}} {
+		writers := c.writers
+		b.Run(fmt.Sprintf("writers=%d/inflight=%d", writers, c.inflight), func(b *testing.B) {
+			dir := b.TempDir()
+			if _, inMemory, err := vfs.FileSystemType(dir); err != nil || inMemory {
+				b.Fatalf("%s is not a disk file system (err %v): set TMPDIR", dir, err)
+			}
+			l, err := Open(dir, Options{FS: vfs.Default, PreparedSegments: 2, MaxInFlightFrames: c.inflight})
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer l.Close()
+			var wg sync.WaitGroup
+			per := b.N/writers + 1
+			cpu0 := processCPU()
+			b.ResetTimer()
+			for range writers {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					recs := []Record{{Payload: make([]byte, 124)}}
+					for range per {
+						if _, err := l.Append(context.Background(), recs); err != nil {
+							b.Error(err)
+							return
+						}
+					}
+				}()
+			}
+			wg.Wait()
+			b.StopTimer()
+			m := l.Metrics()
+			b.ReportMetric(float64(m.Records)/float64(m.Frames), "records/frame")
+			b.ReportMetric(float64(processCPU()-cpu0)/1e3/float64(per*writers), "cpu-µs/op")
+		})
+	}
+}
+
+// processCPU returns the process's user+system CPU time in nanoseconds.
+func processCPU() int64 {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

@@ -10,6 +10,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/tapewire/tapewire/vfs"
 )
@@ -46,6 +47,7 @@ type group struct {
 	promise    LSN
 	done       bool
 	err        error
+	sealedAt   time.Time
 }
 
 func (g *group) reset() {
@@ -145,7 +147,16 @@ type Metrics struct {
 	// PeakInFlightFrames is the most frames ever in flight at once: how
 	// deep the pipeline went (at most MaxInFlightFrames).
 	PeakInFlightFrames int
-	SparesReady        int // prepared segments waiting to become active
+	// InFlightAtSealSum is the sum over frames of the frames in flight
+	// once each was sealed (itself included): divided by Frames, the mean
+	// depth each frame was written at.
+	InFlightAtSealSum int64
+	// FrameWriteNanos is the sum over completed frames of the time from
+	// sealing to the end of the write (CRC, the O_DSYNC write, getting the
+	// lock back): divided by Frames, the mean write latency the commit
+	// path sees, to set beside the device's at that depth.
+	FrameWriteNanos int64
+	SparesReady     int // prepared segments waiting to become active
 }
 
 // Open opens (creating if needed) the log in dir, recovers it and returns it
@@ -684,11 +695,13 @@ func (l *Log) sealLocked() *group {
 	g.seg = l.active
 	g.seg.inflight++
 	g.promise = LSN(l.durable.Load())
+	g.sealedAt = time.Now()
 	if l.returningCur+l.returningPrev == 0 {
 		l.gatherArmed = false // the cohort is in: wait for the next acknowledgement
 	}
 	l.inflight = append(l.inflight, g)
 	l.stats.PeakInFlightFrames = max(l.stats.PeakInFlightFrames, len(l.inflight))
+	l.stats.InFlightAtSealSum += int64(len(l.inflight))
 	l.stats.Frames++
 	l.stats.Records += int64(g.count)
 	l.stats.FrameBytes += int64(g.n)
@@ -703,6 +716,7 @@ func (l *Log) sealLocked() *group {
 // (wakeAndUnlock), outside the lock.
 func (l *Log) completeLocked(g *group, err error) {
 	g.done, g.err = true, err
+	l.stats.FrameWriteNanos += int64(time.Since(g.sealedAt))
 	if err != nil {
 		l.failLocked(fmt.Errorf("write frame at %s offset %d: %w", g.seg.path, g.fileOff, err))
 	}

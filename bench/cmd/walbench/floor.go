@@ -69,7 +69,7 @@ func floorWrites(root string, inflight, size int, d time.Duration) (harness.Resu
 		return err
 	})
 	r.BytesPerSec = r.OpsPerSec * float64(size)
-	r.Notes = fmt.Sprintf("%d-byte O_DIRECT|O_DSYNC pwrite, %d in flight", size, inflight)
+	r.Notes = fmt.Sprintf("%d-byte O_DIRECT|O_DSYNC pwrite, %d in flight; %s", size, inflight, r.Notes)
 	return r, err
 }
 

@@ -1,9 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/tapewire/tapewire/bench/internal/harness"
 )
@@ -17,6 +20,7 @@ func closedLoop(writers int, d time.Duration, op func(w int, n int) error) (harn
 	var stop atomic.Bool
 	var wg sync.WaitGroup
 	before := harness.Mallocs()
+	cpuBefore := processCPU()
 	start := time.Now()
 	for w := range writers {
 		hs[w] = harness.NewHistogram()
@@ -40,6 +44,7 @@ func closedLoop(writers int, d time.Duration, op func(w int, n int) error) (harn
 	stop.Store(true)
 	wg.Wait()
 	elapsed := time.Since(start)
+	cpu := processCPU() - cpuBefore
 	var total int64
 	for w := range writers {
 		if errs[w] != nil {
@@ -50,7 +55,16 @@ func closedLoop(writers int, d time.Duration, op func(w int, n int) error) (harn
 			hs[0].Merge(hs[w])
 		}
 	}
-	r := harness.Result{OpsPerSec: float64(total) / elapsed.Seconds(), AllocsPerOp: harness.AllocsPerOp(before, total)}
+	r := harness.Result{OpsPerSec: float64(total) / elapsed.Seconds(), AllocsPerOp: harness.AllocsPerOp(before, total),
+		Notes: fmt.Sprintf("process CPU %.2f µs/op", float64(cpu)/1e3/float64(max(total, 1)))}
 	hs[0].Fill(&r)
 	return r, total, nil
+}
+
+// processCPU returns the process's user+system CPU time in nanoseconds (the
+// same for every contender, so CPU per operation compares across systems).
+func processCPU() int64 {
+	var ru unix.Rusage
+	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return ru.Utime.Nano() + ru.Stime.Nano()
 }

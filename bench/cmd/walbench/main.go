@@ -43,11 +43,15 @@ func main() {
 	for _, writers := range []int{1, 16, 64} {
 		w := writers
 		inflight := min(w, 16)
-		b.Interleave(fmt.Sprintf("synced-append-%dw", w),
-			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return tapewireSynced(root, w, d) }},
-			harness.Contender{System: "pebble", Run: func(int) (harness.Result, error) { return pebbleSynced(root, w, d) }},
-			harness.Contender{System: fmt.Sprintf("floor-dsync4k-%dinflight", inflight), Run: func(int) (harness.Result, error) { return floorWrites(root, inflight, BlockSize, d) }},
-		)
+		cs := []harness.Contender{
+			{System: harness.Ours, Run: func(int) (harness.Result, error) { return tapewireSynced(root, w, d, configA()) }},
+			{System: "pebble", Run: func(int) (harness.Result, error) { return pebbleSynced(root, w, d) }},
+			{System: fmt.Sprintf("floor-dsync4k-%dinflight", inflight), Run: func(int) (harness.Result, error) { return floorWrites(root, inflight, BlockSize, d) }},
+		}
+		if cb, ok := configB(); ok {
+			cs = append(cs, harness.Contender{System: "tapewire-b", Run: func(int) (harness.Result, error) { return tapewireSynced(root, w, d, cb) }})
+		}
+		b.Interleave(fmt.Sprintf("synced-append-%dw", w), cs...)
 	}
 	const batch, callers = 1000, 4
 	b.Interleave("batched-append-1000r-4w",

@@ -62,7 +62,7 @@ func pebbleSynced(root string, writers int, d time.Duration) (harness.Result, er
 		err = cerr
 	}
 	r.BytesPerSec = r.OpsPerSec * recordBytes
-	r.Notes = "Set(16-byte key, 108-byte value, pebble.Sync)"
+	r.Notes = "Set(16-byte key, 108-byte value, pebble.Sync); " + r.Notes
 	return r, err
 }
 
@@ -90,7 +90,7 @@ func pebbleBatched(root string, callers, batch int, d time.Duration) (harness.Re
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
-	r.Notes = fmt.Sprintf("batches of %d Sets committed with pebble.Sync", batch)
+	r.Notes = fmt.Sprintf("batches of %d Sets committed with pebble.Sync; %s (per call)", batch, r.Notes)
 	r.BytesPerSec = r.OpsPerSec * float64(batch*recordBytes)
 	r.OpsPerSec *= float64(batch)
 	return r, err

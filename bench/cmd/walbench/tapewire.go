@@ -15,16 +15,41 @@ var fillFlag = flag.Int("fill", 0, "wal.Options.PipelineFillBytes for Tapewire (
 
 var inflightFlag = flag.Int("inflight", wal.DefaultMaxInFlightFrames, "wal.Options.MaxInFlightFrames for Tapewire")
 
+// A second Tapewire configuration, run as the contender "tapewire-b" in the
+// synced workloads when either flag is set: an A/B of options in one run,
+// interleaved (its ratio row is tapewire ÷ tapewire-b).
+var (
+	bInflightFlag = flag.Int("b-inflight", 0, "if set: also run Tapewire with this MaxInFlightFrames as the contender tapewire-b")
+	bFillFlag     = flag.Int("b-fill", 0, "if set: also run Tapewire with this PipelineFillBytes as the contender tapewire-b")
+)
+
+// walConfig is one set of the options walbench varies.
+type walConfig struct{ inflight, fill int }
+
+func configA() walConfig { return walConfig{*inflightFlag, *fillFlag} }
+
+// configB returns the second configuration and whether one was asked for.
+func configB() (walConfig, bool) {
+	b := configA()
+	if *bInflightFlag != 0 {
+		b.inflight = *bInflightFlag
+	}
+	if *bFillFlag != 0 {
+		b.fill = *bFillFlag
+	}
+	return b, *bInflightFlag != 0 || *bFillFlag != 0
+}
+
 // prepared is how many zeroed segments Tapewire keeps ready: two, so a burst
 // of rotations at 64 writers never waits for zeroing.
 const prepared = 2
 
-func openWAL(root string) (*wal.Log, error) {
+func openWAL(root string, c walConfig) (*wal.Log, error) {
 	dir, err := freshDir(root, "tapewire")
 	if err != nil {
 		return nil, err
 	}
-	l, err := wal.Open(dir, wal.Options{FS: vfs.Default, PreparedSegments: prepared, MaxInFlightFrames: *inflightFlag, PipelineFillBytes: *fillFlag})
+	l, err := wal.Open(dir, wal.Options{FS: vfs.Default, PreparedSegments: prepared, MaxInFlightFrames: c.inflight, PipelineFillBytes: c.fill})
 	if err != nil {
 		return nil, err
 	}
@@ -40,8 +65,8 @@ func openWAL(root string) (*wal.Log, error) {
 	return l, nil
 }
 
-func tapewireSynced(root string, writers int, d time.Duration) (harness.Result, error) {
-	l, err := openWAL(root)
+func tapewireSynced(root string, writers int, d time.Duration, c walConfig) (harness.Result, error) {
+	l, err := openWAL(root, c)
 	if err != nil {
 		return harness.Result{}, err
 	}
@@ -61,14 +86,15 @@ func tapewireSynced(root string, writers int, d time.Duration) (harness.Result, 
 	}
 	r.BytesPerSec = r.OpsPerSec * recordBytes
 	if m.Frames > 0 {
-		r.Notes = fmt.Sprintf("%s, %.1f records/frame, %.2f bytes written per payload byte", m.WriteMode,
-			float64(m.Records)/float64(m.Frames), float64(m.WrittenBytes)/float64(m.Records*recordBytes))
+		r.Notes = fmt.Sprintf("%s, %.1f records/frame, %.2f bytes written per payload byte, frames written at mean depth %.2f in %.0f µs mean (seal to write end); %s",
+			m.WriteMode, float64(m.Records)/float64(m.Frames), float64(m.WrittenBytes)/float64(m.Records*recordBytes),
+			float64(m.InFlightAtSealSum)/float64(m.Frames), float64(m.FrameWriteNanos)/float64(m.Frames)/1e3, r.Notes)
 	}
 	return r, err
 }
 
 func tapewireBatched(root string, callers, batch int, d time.Duration) (harness.Result, error) {
-	l, err := openWAL(root)
+	l, err := openWAL(root, configA())
 	if err != nil {
 		return harness.Result{}, err
 	}
@@ -88,7 +114,7 @@ func tapewireBatched(root string, callers, batch int, d time.Duration) (harness.
 	if cerr := l.Close(); err == nil {
 		err = cerr
 	}
-	r.Notes = fmt.Sprintf("%s, ops are calls of %d records; %.1f records/frame", m.WriteMode, batch, float64(m.Records)/float64(max(m.Frames, 1)))
+	r.Notes = fmt.Sprintf("%s, ops are calls of %d records; %.1f records/frame; %s (per call)", m.WriteMode, batch, float64(m.Records)/float64(max(m.Frames, 1)), r.Notes)
 	r.BytesPerSec = r.OpsPerSec * float64(batch*recordBytes)
 	r.OpsPerSec *= float64(batch)
 	return r, err
