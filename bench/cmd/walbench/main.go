@@ -4,7 +4,9 @@
 // directory. Workloads:
 //
 //   - synced-append-{1,16,64}w: closed-loop writers, each appending one
-//     124-byte record and waiting for durability; ops/s and latency.
+//     124-byte record and waiting for durability; ops/s and latency. At 64
+//     writers the device is also measured with 8 KiB writes 2 and 3 in
+//     flight: the size and depth Tapewire's frames are written at there.
 //   - batched-append-1000r-4w: four callers appending 1000 records of 124
 //     bytes per call; payload MB/s.
 //   - replay: read back a 1 GiB log (64 MiB under -quick) from its first
@@ -12,8 +14,12 @@
 //     and rate in the notes. Pebble's figure is its WAL record reader over
 //     the same payload; the floors read every segment byte with O_DIRECT.
 //
+// Every contender's notes give the process CPU per operation; Tapewire's
+// also the mean depth and write latency of its frames (wal.Metrics).
+//
 // Usage: walbench [-quick] [-json PATH] [-dir DIR] [-repeats N] [-only RE]
-// [-inflight N] [-fill BYTES]
+// [-inflight N] [-fill BYTES] [-b-inflight N] [-b-fill BYTES]
+// (-b-*: a second Tapewire configuration, interleaved as tapewire-b).
 package main
 
 import (
@@ -47,6 +53,17 @@ func main() {
 			{System: harness.Ours, Run: func(int) (harness.Result, error) { return tapewireSynced(root, w, d, configA()) }},
 			{System: "pebble", Run: func(int) (harness.Result, error) { return pebbleSynced(root, w, d) }},
 			{System: fmt.Sprintf("floor-dsync4k-%dinflight", inflight), Run: func(int) (harness.Result, error) { return floorWrites(root, inflight, BlockSize, d) }},
+		}
+		if w == 64 {
+			// The device at the depth and size Tapewire's frames are
+			// written at with 64 writers (two cohorts of ~30 records: about
+			// two frames of one or two blocks in flight), and one deeper:
+			// no append can take less than its frame's write.
+			for _, depth := range []int{2, 3} {
+				cs = append(cs, harness.Contender{System: fmt.Sprintf("floor-dsync8k-%dinflight", depth), Run: func(int) (harness.Result, error) {
+					return floorWrites(root, depth, 2*BlockSize, d)
+				}})
+			}
 		}
 		if cb, ok := configB(); ok {
 			cs = append(cs, harness.Contender{System: "tapewire-b", Run: func(int) (harness.Result, error) { return tapewireSynced(root, w, d, cb) }})
