@@ -599,3 +599,50 @@ func TestManualReleaseAcrossProcesses(t *testing.T) {
 		t.Fatalf("the publisher never waited for a release (%d waits, up to %d frames held): the test did not exercise read-ahead", info.BackPressureWait, maxHeld)
 	}
 }
+
+// Offer copies type, flags, publish_ns and payload exactly and stamps
+// length and sequence number; Next hands every frame over in order across
+// many wraps and paddings (both have fast paths for the common case).
+func TestOfferAndNextAcrossWraps(t *testing.T) {
+	o := testOptions(t)
+	pub, err := CreateLog(o, "o", LogConfig{CapacityBytes: 1 << 12, Mode: Reliable}, PublisherOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pub.Close()
+	sub, err := OpenSubscriber(o, "o", SubscriberOptions{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sub.Close()
+	src := make([]byte, 1024)
+	for i := uint64(0); i < 20_000; i++ {
+		n := testFrameSize(i, schema.HeaderSize, 700)
+		frame := src[:n]
+		copy(frame[schema.HeaderSize:], pattern[i%4096:])
+		schema.EncodeHeader(frame, schema.Header{Length: 999, Type: schema.Type(1 + i%7), Flags: schema.Flag(i % 3), Seq: 12345, PublishNs: int64(i) * 3})
+		pos, err := pub.Offer(frame)
+		if err != nil {
+			t.Fatalf("offer %d: %v", i, err)
+		}
+		f, fpos, err := sub.Next()
+		if err != nil || f == nil {
+			t.Fatalf("frame %d: %v %v", i, f, err)
+		}
+		h, err := schema.DecodeHeader(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := schema.Header{Length: uint32(n), Type: schema.Type(1 + i%7), Flags: schema.Flag(i % 3), Seq: i, PublishNs: int64(i) * 3}
+		if fpos != pos || len(f) != n || h != want || string(f[schema.HeaderSize:]) != string(frame[schema.HeaderSize:]) {
+			t.Fatalf("frame %d at %d (offered at %d): header %+v, want %+v; %d bytes, want %d; payload equal %v",
+				i, fpos, pos, h, want, len(f), n, string(f[schema.HeaderSize:]) == string(frame[schema.HeaderSize:]))
+		}
+		if f, _, err := sub.Next(); f != nil || err != nil {
+			t.Fatalf("after frame %d: %v %v", i, f, err)
+		}
+	}
+	if wraps := pub.Log().Published() / pub.Log().Capacity(); wraps < 1000 {
+		t.Fatalf("only %d wraps", wraps)
+	}
+}

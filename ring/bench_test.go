@@ -98,3 +98,57 @@ func BenchmarkClaimBatch64x64(b *testing.B) {
 		p.CommitBatch(claims)
 	}
 }
+
+// BenchmarkEcho64 is the software of one ping-pong round trip on one
+// thread: claim+commit on a, Next on a, Offer on c, Next on c (and the two
+// empty Nexts that follow each). ringbench's rtt-64B measures the same
+// calls across two processes, where cache-line transfers dominate.
+func BenchmarkEcho64(b *testing.B) {
+	o := testOptions(b)
+	cfg := LogConfig{CapacityBytes: 1 << 16, Mode: Reliable}
+	pa, err := CreateLog(o, "a", cfg, PublisherOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pa.Close()
+	pc, err := CreateLog(o, "c", cfg, PublisherOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer pc.Close()
+	sa, err := OpenSubscriber(o, "a", SubscriberOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sa.Close()
+	sc, err := OpenSubscriber(o, "c", SubscriberOptions{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sc.Close()
+	var sum uint64
+	b.ReportAllocs()
+	for i := 0; i < b.N; i++ {
+		c, err := pa.Claim(64, schema.TypeHeartbeat, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		binary.LittleEndian.PutUint64(c.Payload(), uint64(i))
+		pa.Commit(c)
+		f, _, _ := sa.Next()
+		if _, err := pc.Offer(f); err != nil {
+			b.Fatal(err)
+		}
+		if f, _, _ := sa.Next(); f != nil {
+			b.Fatal("a second frame on a")
+		}
+		g, _, _ := sc.Next()
+		sum += binary.LittleEndian.Uint64(g[schema.HeaderSize:])
+		if g, _, _ := sc.Next(); g != nil {
+			b.Fatal("a second frame on c")
+		}
+	}
+	if want := uint64(b.N) * uint64(b.N-1) / 2; sum != want {
+		b.Fatalf("sum %d, want %d", sum, want)
+	}
+}

@@ -71,6 +71,7 @@ type Publisher struct {
 
 	commits uint64
 	closed  bool
+	fence   uint64 // private target of the commit's barrier (storeCommit32)
 
 	tailW, publishedW, publishedSeqW *uint64
 	parkedW, futexW, epochW          *uint32
@@ -380,7 +381,7 @@ func (p *Publisher) Commit(c Claim) uint64 {
 	binary.LittleEndian.PutUint64(hdr[16:24], uint64(c.publishNs))
 	// The length last, sequentially consistent: it also orders the
 	// parked-count read below after it.
-	atomic.StoreUint32((*uint32)(unsafe.Pointer(&hdr[0])), uint32(len(c.frame)))
+	storeCommit32((*uint32)(unsafe.Pointer(&hdr[0])), uint32(len(c.frame)), &p.fence)
 	p.seq = seq + 1
 	p.tail = p.claimEnd
 	p.claimFrames = 0
@@ -445,10 +446,10 @@ func (p *Publisher) publishClaim(claims []Claim) {
 			atomic.StoreUint64(lg.word(p.padPos), padWord)
 		} else {
 			storeRelease64(lg.word(p.padPos), padWord)
-			atomic.StoreUint32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen)
+			storeCommit32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen, &p.fence)
 		}
 	} else {
-		atomic.StoreUint32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen)
+		storeCommit32((*uint32)(unsafe.Pointer(lg.word(p.claimStart))), firstLen, &p.fence)
 	}
 	p.tail = p.claimEnd
 	p.claimFrames, p.padLen = 0, 0
@@ -501,6 +502,24 @@ func (p *Publisher) Offer(frame []byte) (uint64, error) {
 		return 0, fmt.Errorf("%w: frame of %d bytes is shorter than its %d-byte header", ErrFrameSize, len(frame), schema.HeaderSize)
 	}
 	typ := schema.Type(binary.LittleEndian.Uint16(frame[4:6]))
+	n := len(frame)
+	pos := p.tail
+	a := uint64(schema.AlignedSize(n))
+	if !p.closed && p.claimFrames == 0 && n <= p.maxFrame && typ != schema.TypePadding &&
+		(pos&p.log.mask)+a <= p.capacity && pos+a+commitWordBytes <= p.zeroed {
+		// Fast path: the frame fits before the end of the data area in
+		// space already zeroed. Copy type, flags, publish_ns and payload
+		// as they are, stamp the sequence number, store the length last.
+		dst := p.log.bytesAt(pos, n)
+		copy(dst[4:8], frame[4:8])
+		binary.LittleEndian.PutUint64(dst[8:16], p.seq)
+		copy(dst[16:], frame[16:])
+		storeCommit32((*uint32)(unsafe.Pointer(&dst[0])), uint32(n), &p.fence)
+		p.seq++
+		p.tail = pos + a
+		p.published()
+		return pos, nil
+	}
 	flags := schema.Flag(binary.LittleEndian.Uint16(frame[6:8]))
 	c, err := p.Claim(len(frame), typ, flags)
 	if err != nil {

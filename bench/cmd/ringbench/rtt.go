@@ -6,6 +6,7 @@ import (
 	"os"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -155,6 +156,10 @@ func init() {
 			for atomic.LoadUint64(ping) != uint64(i)+1 {
 				shm.Pause()
 			}
+			if layout == walkTwoLinesFull {
+				echoLine(pong, ping, uint64(i)+1)
+				continue
+			}
 			atomic.StoreUint64(pong, uint64(i)+1)
 		}
 		report(struct{}{})
@@ -197,7 +202,37 @@ const (
 	// walkSharedLine: round i uses one fresh line (i mod walkLines) for
 	// both directions (ping word at +0, pong word at +8).
 	walkSharedLine
+	// walkTwoLinesFull: walkTwoLines carrying a whole 64-byte line per
+	// message, as a ring carries a 64 B frame: the writer stores words 1-7,
+	// then word 0 (the commit) and a barrier (see echoLine); the reader
+	// spins on word 0 and reads the rest.
+	walkTwoLinesFull
 )
+
+// echoLine writes the 64-byte line at dst as a ring commits a frame: words
+// 1-7 (copied from src when it is not nil), then word 0 = v with a plain
+// store followed by a full barrier (a locked add on a private word). A
+// locked store (XCHG) on word 0 after plain stores to the same line is
+// slower: the spinning reader takes the line away between the plain stores
+// and the locked instruction, which must then win it back.
+func echoLine(dst, src *uint64, v uint64) {
+	d := (*[8]uint64)(unsafe.Pointer(dst))
+	if src != nil {
+		s := (*[8]uint64)(unsafe.Pointer(src))
+		for k := 1; k < 8; k++ {
+			d[k] = s[k]
+		}
+	} else {
+		for k := 1; k < 8; k++ {
+			d[k] = v + uint64(k)
+		}
+	}
+	*dst = v
+	atomic.AddUint64(&lineFence, 1)
+}
+
+// lineFence is the private target of echoLine's barrier.
+var lineFence uint64
 
 // walkWords returns the ping and pong words of round i.
 func walkWords(ctl *shm.Segment, layout walkLayout, i int) (ping, pong *uint64) {
@@ -205,6 +240,8 @@ func walkWords(ctl *shm.Segment, layout walkLayout, i int) (ping, pong *uint64) 
 	switch layout {
 	case walkFixedTwoLines:
 		return ctl.Uint64At(ctlWalk), ctl.Uint64At(ctlWalk + walkLines*64)
+	case walkTwoLinesFull:
+		return ctl.Uint64At(ctlWalk + line), ctl.Uint64At(ctlWalk + walkLines*64 + line)
 	case walkSharedLine:
 		return ctl.Uint64At(ctlWalk + line), ctl.Uint64At(ctlWalk + line + 8)
 	}
@@ -404,14 +441,29 @@ func (w *workloads) rtt() {
 			if err != nil {
 				return harness.Result{}, err
 			}
+			var sum uint64
 			r, err := timedRounds(w.cpuA, warm, rounds, nil, func(i int) error {
 				ping, pong := walkWords(ctl, layout, i)
-				atomic.StoreUint64(ping, uint64(i)+1)
+				if layout == walkTwoLinesFull {
+					echoLine(ping, nil, uint64(i)+1)
+				} else {
+					atomic.StoreUint64(ping, uint64(i)+1)
+				}
 				for atomic.LoadUint64(pong) != uint64(i)+1 {
 					shm.Pause()
 				}
+				if layout == walkTwoLinesFull {
+					sum += (*[8]uint64)(unsafe.Pointer(pong))[7]
+				}
 				return nil
 			})
+			if layout == walkTwoLinesFull {
+				// Round i's echo carries word 7 = i+1+7.
+				want := uint64(total)*uint64(total-1)/2 + 8*uint64(total)
+				if sum != want {
+					return r, fmt.Errorf("echoed line sum %d, want %d", sum, want)
+				}
+			}
 			if err != nil {
 				c.kill()
 				return r, err
@@ -482,6 +534,8 @@ func (w *workloads) rtt() {
 			"like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a pair of rings' access pattern with no ring code")},
 		harness.Contender{System: "floor-cacheline-2lines", Run: floorWalk(walkFixedTwoLines,
 			"like floor-cacheline, but each direction has its own fixed cache line, written by one process only (as every line of a pair of topics is)")},
+		harness.Contender{System: "floor-cacheline-ringwalk-64B", Run: floorWalk(walkTwoLinesFull,
+			"like floor-cacheline-ringwalk, but each message fills its 64-byte line (words 1-7, then word 0 with a plain store and a barrier) and the reader copies it back: two topics carrying 64 B frames with no ring code")},
 		harness.Contender{System: "floor-cacheline-walk-shared", Run: floorWalk(walkSharedLine,
 			"like floor-cacheline-ringwalk, but round i carries both directions on one fresh line (ping at +0, pong at +8): what a fresh line per message costs by itself")},
 		harness.Contender{System: "unix-socket", Run: uds},
