@@ -3,6 +3,7 @@ package appliance
 import (
 	"bytes"
 	"encoding/binary"
+	"errors"
 	"fmt"
 	"hash/maphash"
 
@@ -112,6 +113,7 @@ func (s *storage) applyBatches(group []*batch) error {
 // per goroutine; reused from batch to batch.
 type storeBatch struct {
 	lb       lsm.Batch
+	events   *eventRuns // replay with recovery.ingest_event_log: e/ keys for lsm.Ingest
 	records  int
 	keyBuf   []byte
 	stateBuf []byte
@@ -120,9 +122,19 @@ type storeBatch struct {
 }
 
 // memBytes bounds the memtable space the batch will take once the state
-// updates held back for coalescing are added.
+// updates held back for coalescing are added (event-log keys held for
+// lsm.Ingest take none).
 func (sb *storeBatch) memBytes() uint64 {
 	return sb.lb.MemTableBytes() + uint64(len(sb.state.bytes)) + uint64(len(sb.state.updates))*stateNodeOverheadBytes
+}
+
+// ingestBytes is the bytes of event-log keys and frames held for
+// lsm.Ingest.
+func (sb *storeBatch) ingestBytes() uint64 {
+	if sb.events == nil {
+		return 0
+	}
+	return uint64(sb.events.bytes)
 }
 
 // stateNodeOverheadBytes bounds a memtable entry's bytes beyond its key and
@@ -134,6 +146,9 @@ func (sb *storeBatch) reset() {
 	sb.lb.Reset()
 	sb.records = 0
 	sb.state.reset()
+	if sb.events != nil {
+		sb.events.reset()
+	}
 }
 
 // add adds the keys of one WAL record (lsn names it in errors). The
@@ -148,7 +163,9 @@ func (sb *storeBatch) add(typ uint16, lsn wal.LSN, payload []byte) error {
 	switch d.kind {
 	case recFrame:
 		sb.keyBuf = appendEventKey(sb.keyBuf[:0], d.topic, d.seq)
-		sb.lb.Set(sb.keyBuf, d.frame)
+		if sb.events == nil || !sb.events.add(d.topic, sb.keyBuf, d.frame) {
+			sb.lb.Set(sb.keyBuf, d.frame)
+		}
 		// Frames from the rings were verified before they were logged;
 		// the state accessors rely on that.
 		if k, ok := sb.extract.stateKey(sb.stateBuf[:0], d.frame); ok {
@@ -260,4 +277,87 @@ func (c *stateCoalescer) emit(lb *lsm.Batch) {
 		lb.Set(c.bytes[u.keyOff:u.keyOff+u.keyLen], c.bytes[u.valOff:u.valOff+u.valLen])
 	}
 	c.reset()
+}
+
+// eventRuns holds, during a replay with recovery.ingest_event_log, the
+// event-log keys of one group of WAL records: one sorted run per topic,
+// written straight into SSTables with lsm.Ingest before the group's other
+// keys are applied. A topic's sequence numbers increase through the WAL,
+// so its e/ keys arrive sorted; one that does not follow the run's last
+// key goes into the memtable batch instead (and the ingest of a run that
+// then overlaps the memtable flushes it first: ingestEvents).
+type eventRuns struct {
+	runs  []eventRun
+	bytes int // keys and frames held
+	// budgetBytes is the group's cut (replay: lsm.memtable_size_bytes):
+	// a topic's first run is sized for it at once instead of growing by
+	// copying, which cost a third of the replay's reader.
+	budgetBytes int
+}
+
+type eventRun struct {
+	topic uint32
+	run   lsm.SortedRun
+}
+
+func (e *eventRuns) reset() {
+	for i := range e.runs {
+		e.runs[i].run.Reset()
+	}
+	e.runs = e.runs[:0]
+	e.bytes = 0
+}
+
+// add appends key → frame to topic's run, unless key does not follow the
+// run's last key. Hot path of the replay: no allocation once the runs'
+// buffers have grown.
+func (e *eventRuns) add(topic uint32, key, frame []byte) bool {
+	for i := range e.runs {
+		if r := &e.runs[i]; r.topic == topic {
+			if !r.run.Add(key, frame) {
+				return false
+			}
+			e.bytes += len(key) + len(frame)
+			return true
+		}
+	}
+	if len(e.runs) < cap(e.runs) {
+		e.runs = e.runs[:len(e.runs)+1] // reuse the run's buffers
+	} else {
+		e.runs = append(e.runs, eventRun{})
+	}
+	r := &e.runs[len(e.runs)-1]
+	r.topic = topic
+	r.run.Reset()
+	if len(e.runs) == 1 {
+		// Most replays hold one busy topic; others grow as they fill.
+		r.run.Grow(e.budgetBytes+len(key)+len(frame), e.budgetBytes/minEventPairBytes)
+	}
+	r.run.Add(key, frame)
+	e.bytes += len(key) + len(frame)
+	return true
+}
+
+// minEventPairBytes is the smallest e/ key and frame (a header-only frame)
+// an event run holds: it sizes the run's pair index.
+const minEventPairBytes = 16 + 24
+
+// ingestEvents writes the runs into SSTables (lsm.Ingest). A run whose key
+// range overlaps the memtable (an out-of-order key went there) is ingested
+// after a flush of the memtables: the flush covers only WAL records applied
+// before this group, whose event-log keys were all ingested already.
+func ingestEvents(db *lsm.DB, e *eventRuns) error {
+	for i := range e.runs {
+		r := &e.runs[i]
+		err := db.Ingest(&r.run)
+		if errors.Is(err, lsm.ErrIngestOverlap) {
+			if err = db.Flush(); err == nil {
+				err = db.Ingest(&r.run)
+			}
+		}
+		if err != nil {
+			return fmt.Errorf("ingest %d event-log keys of topic %d: %w", r.run.Len(), r.topic, err)
+		}
+	}
+	return nil
 }

@@ -96,11 +96,19 @@
 //     an error naming both LSNs.
 //  3. Replay the WAL from covered+1 into the LSM in groups of
 //     recovery.replay_batch_records records (cut at a quarter of a
-//     memtable), built like the applier's batches (the same keys and state
-//     coalescing, so replayed state equals applied state), printing
-//     progress (records, MiB, rate, ETA) every
-//     recovery.progress_interval_ms. A reader goroutine reads and builds
-//     the next group while the store applies the last (replay.go).
+//     memtable of state, or half a memtable of event-log keys), built like
+//     the applier's batches (the same keys and state coalescing, so
+//     replayed state equals applied state), printing progress (records,
+//     MiB, rate, ETA) every recovery.progress_interval_ms. A reader
+//     goroutine reads and builds the next group while the store takes the
+//     last (replay.go). With recovery.ingest_event_log (the default) each
+//     group's e/ keys, sorted per topic, are written straight into
+//     SSTables (lsm.Ingest: no memtable insert, no later flush), two groups
+//     at a time; the group's other keys are applied with ApplyAt only
+//     after its tables are in the manifest, so no flush can cover an LSN
+//     whose event is not in a table. Ingest records no LSN: a crash before
+//     the next checkpoint replays those records again, and the newer copy
+//     of each key shadows the ingested one (the same bytes).
 //  4. Register missing topics in the catalog (WAL + LSM).
 //  5. For every log topic: if its segment is missing (host reboot), create
 //     it with its next sequence number set to the newest stored sequence

@@ -4,14 +4,22 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync/atomic"
 	"time"
 
 	"github.com/tapewire/tapewire/wal"
 )
 
 // replayBuffers is the number of record groups in the replay pipeline: one
-// being read and prepared, one being applied, one ready in between.
+// being read and prepared, one being applied, one ready in between (plus
+// one per further concurrent ingest with recovery.ingest_event_log).
 const replayBuffers = 3
+
+// replayIngestWorkers sizes the pipeline for recovery.ingest_event_log: the
+// extra groups let about this many write their event-log tables at once
+// (lsm.Ingest from several goroutines: one's table sync overlaps another's
+// table building).
+const replayIngestWorkers = 2
 
 // replayGroup is one group of WAL records prepared for the store.
 type replayGroup struct {
@@ -20,17 +28,28 @@ type replayGroup struct {
 	records int64
 	bytes   int64
 	err     error // a read or decode error: the last group sent
+	// ingested receives the outcome of the group's lsm.Ingest (nil at
+	// once without recovery.ingest_event_log); read by ingestErr.
+	ingested chan error
 }
+
+func (g *replayGroup) ingestErr() error { return <-g.ingested }
 
 // replay applies the WAL from the store's covered LSN to its end, printing
 // progress (bytes, rate, ETA) while it runs.
 //
-// It is a two-stage pipeline: a reader goroutine reads records and builds
-// the next group's LSM batch (decoding, keys, state coalescing) while this
-// goroutine applies the previous one with ApplyAt, so reading the WAL and
-// preparing batches overlap inserting into the memtable. Groups of
+// It is a pipeline: a reader goroutine reads records and builds the next
+// group's LSM batch (decoding, keys, state coalescing) while the groups
+// before it are written to the store. With recovery.ingest_event_log each
+// group's event-log keys (one sorted run per topic) are written straight
+// into SSTables by lsm.Ingest, several groups at once (one's table sync
+// overlaps another's table building); an applier goroutine then applies
+// each group's remaining keys (state, quarantine, catalog) with ApplyAt in
+// LSN order, each only after its group's ingest returned, since a flush of
+// that state may cover the group's LSNs. Groups of
 // recovery.replay_batch_records records go in LSN order, each applied at the
-// LSN of its last record, exactly as the applier applies its batches.
+// LSN of its last record, exactly as the applier applies its batches, so
+// the state after a replay equals the state after live apply.
 func (n *Node) replay() error {
 	covered := n.db.CoveredLSN()
 	rep := n.wal.Recovery()
@@ -60,50 +79,116 @@ func (n *Node) replay() error {
 	nextReport := start.Add(interval)
 	n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
 
-	free := make(chan *replayGroup, replayBuffers)
-	full := make(chan *replayGroup, replayBuffers)
-	for range replayBuffers {
-		free <- &replayGroup{}
+	ingest := n.cfg.Recovery.IngestEventLog
+	buffers := replayBuffers
+	ingestBytes := uint64(n.cfg.LSM.MemTableSizeBytes)
+	if ingest {
+		// Two groups ingest at once (one's table sync overlaps the other's
+		// table building) while the reader fills a third and a fourth.
+		buffers = replayBuffers + replayIngestWorkers - 1
+		ingestBytes /= 2
+	}
+	free := make(chan *replayGroup, buffers)
+	full := make(chan *replayGroup, buffers)
+	for range buffers {
+		g := &replayGroup{ingested: make(chan error, 1)}
+		if ingest {
+			g.sb.events = &eventRuns{budgetBytes: int(ingestBytes)}
+		}
+		free <- g
 	}
 	stop := make(chan struct{})
 	readerDone := make(chan struct{})
 	go func() {
 		defer close(readerDone)
-		readReplayGroups(r, wal.LSN(covered), n.cfg.Recovery.ReplayBatchRecords, uint64(n.cfg.LSM.MemTableSizeBytes)/4, free, full, stop)
+		readReplayGroups(r, wal.LSN(covered), n.cfg.Recovery.ReplayBatchRecords, uint64(n.cfg.LSM.MemTableSizeBytes)/4,
+			ingestBytes, free, full, stop)
 	}()
 	// On any return the reader stops before the deferred r.Close.
 	defer func() { close(stop); <-readerDone }()
 
+	// The applier stage applies groups in LSN order, each once its event-log
+	// keys are in tables: a flush of the state it applies may cover their
+	// LSNs (lsm.Ingest). Groups are handed to it before their ingest ends.
+	ordered := make(chan *replayGroup, buffers) // never blocks: at most buffers groups exist
+	var failed atomic.Bool
 	var done, bytes int64
+	applierDone := make(chan error, 1)
+	go func() {
+		var first error
+		for g := range ordered {
+			err := g.ingestErr()
+			if err == nil && first == nil {
+				err = n.db.ApplyAt(g.sb.batch(), uint64(g.last))
+				if err != nil {
+					err = fmt.Errorf("recovery: apply WAL records up to LSN %d: %w", g.last, err)
+				}
+			}
+			if err != nil && first == nil {
+				first = err
+				failed.Store(true)
+			}
+			if first == nil {
+				done += g.records
+				bytes += g.bytes
+			}
+			free <- g // even after a failure: the reader must not wait for it
+			if first != nil {
+				continue // wait for every ingest still running, apply nothing more
+			}
+			if now := time.Now(); now.After(nextReport) {
+				nextReport = now.Add(interval)
+				n.logf("recovery: %s", replayProgress(done, total, bytes, now.Sub(start)))
+			}
+		}
+		applierDone <- first
+	}()
+	var readErr error
 	for g := range full {
 		if g.err != nil {
-			return g.err
+			readErr = g.err
+			break
 		}
-		if err := n.db.ApplyAt(g.sb.batch(), uint64(g.last)); err != nil {
-			return fmt.Errorf("recovery: apply WAL records up to LSN %d: %w", g.last, err)
+		if failed.Load() {
+			break
 		}
-		done += g.records
-		bytes += g.bytes
-		free <- g
-		if now := time.Now(); now.After(nextReport) {
-			nextReport = now.Add(interval)
-			n.logf("recovery: %s", replayProgress(done, total, bytes, now.Sub(start)))
+		if ingest {
+			go func() {
+				err := ingestEvents(n.db, g.sb.events)
+				if err != nil {
+					err = fmt.Errorf("recovery: WAL records up to LSN %d: %w", g.last, err)
+				}
+				g.ingested <- err
+			}()
+		} else {
+			g.ingested <- nil
 		}
+		ordered <- g
+	}
+	close(ordered)
+	if err := <-applierDone; err != nil {
+		return err
+	}
+	if readErr != nil {
+		return readErr
 	}
 	n.recovery.ReplayedRecords, n.recovery.ReplayedBytes = done, bytes
 	n.recovery.ReplayDuration = time.Since(start)
 	m := n.db.Metrics()
-	n.logf("recovery: replayed %s; store: %d flushes (%v), writes stalled %v waiting for them",
-		replayProgress(done, done, bytes, time.Since(start)), m.Flushes, m.FlushDuration.Round(time.Millisecond), m.StallDuration.Round(time.Millisecond))
+	n.logf("recovery: replayed %s; store: %d event-log tables ingested (%v), %d flushes (%v), writes stalled %v waiting for them",
+		replayProgress(done, done, bytes, time.Since(start)), m.Ingests, m.IngestDuration.Round(time.Millisecond),
+		m.Flushes, m.FlushDuration.Round(time.Millisecond), m.StallDuration.Round(time.Millisecond))
 	return nil
 }
 
 // readReplayGroups is the replay's reader stage: it fills free groups with
 // up to groupRecords records each, cut earlier where the batch would take
-// groupMemBytes of memtable, and sends them, in LSN order, on full, which
-// it closes at the end of the log or after a group carrying an error. It
-// returns early once stop is closed.
-func readReplayGroups(r *wal.Reader, covered wal.LSN, groupRecords int, groupMemBytes uint64, free <-chan *replayGroup, full chan<- *replayGroup, stop <-chan struct{}) {
+// groupMemBytes of memtable or hold groupIngestBytes of event-log keys for
+// lsm.Ingest (one table per topic and group: larger groups make fewer,
+// larger tables), and sends them, in LSN order, on full, which it closes at
+// the end of the log or after a group carrying an error. It returns early
+// once stop is closed.
+func readReplayGroups(r *wal.Reader, covered wal.LSN, groupRecords int, groupMemBytes, groupIngestBytes uint64, free <-chan *replayGroup, full chan<- *replayGroup, stop <-chan struct{}) {
 	defer close(full)
 	prev := covered
 	for {
@@ -116,7 +201,7 @@ func readReplayGroups(r *wal.Reader, covered wal.LSN, groupRecords int, groupMem
 		g.sb.reset()
 		g.records, g.bytes, g.err = 0, 0, nil
 		end := false
-		for g.records < int64(groupRecords) && g.sb.memBytes() < groupMemBytes {
+		for g.records < int64(groupRecords) && g.sb.memBytes() < groupMemBytes && g.sb.ingestBytes() < groupIngestBytes {
 			rec, err := r.Next()
 			if errors.Is(err, io.EOF) {
 				end = true

@@ -20,6 +20,9 @@ type dbMetrics struct {
 	compactionBytesIn  atomic.Uint64
 	compactionBytesOut atomic.Uint64
 	compactionNanos    atomic.Int64
+	ingests            atomic.Uint64
+	ingestBytes        atomic.Uint64
+	ingestNanos        atomic.Int64
 	stalls             atomic.Uint64
 	stallNanos         atomic.Int64
 	filesDeleted       atomic.Uint64
@@ -54,6 +57,11 @@ type Metrics struct {
 	CompactionBytesIn  uint64
 	CompactionBytesOut uint64
 	CompactionDuration time.Duration
+	// Ingests counts Ingest calls that added tables; IngestBytes is the
+	// bytes of those tables, IngestDuration the time the calls took.
+	Ingests        uint64
+	IngestBytes    uint64
+	IngestDuration time.Duration
 	// Stalls counts writes that waited for a flush or for L0 to shrink;
 	// StallDuration is the total time they waited.
 	Stalls               uint64
@@ -68,8 +76,8 @@ type Metrics struct {
 	ChecksumFailures uint64
 	BlocksVerified   uint64
 
-	// WriteAmplification is bytes written to tables (flushes and
-	// compactions) over bytes flushed from memtables.
+	// WriteAmplification is bytes written to tables (flushes, ingests and
+	// compactions) over bytes flushed from memtables or ingested.
 	WriteAmplification float64
 	// ReadAmplification is the number of sorted runs a point read may
 	// consult: memtables, the L0 depth (L0 files holding one key) and
@@ -110,6 +118,9 @@ func (d *DB) Metrics() Metrics {
 	m.CompactionBytesIn = c.compactionBytesIn.Load()
 	m.CompactionBytesOut = c.compactionBytesOut.Load()
 	m.CompactionDuration = time.Duration(c.compactionNanos.Load())
+	m.Ingests = c.ingests.Load()
+	m.IngestBytes = c.ingestBytes.Load()
+	m.IngestDuration = time.Duration(c.ingestNanos.Load())
 	m.Stalls = c.stalls.Load()
 	m.StallDuration = time.Duration(c.stallNanos.Load())
 	m.ObsoleteFilesDeleted = c.filesDeleted.Load()
@@ -118,8 +129,8 @@ func (d *DB) Metrics() Metrics {
 	m.BloomFalsePositives = d.tableStats.BloomFalsePositive.Load()
 	m.ChecksumFailures = d.tableStats.ChecksumFailures.Load()
 	m.BlocksVerified = d.tableStats.BlocksVerified.Load()
-	if m.FlushBytes > 0 {
-		m.WriteAmplification = float64(m.FlushBytes+m.CompactionBytesOut) / float64(m.FlushBytes)
+	if in := m.FlushBytes + m.IngestBytes; in > 0 {
+		m.WriteAmplification = float64(in+m.CompactionBytesOut) / float64(in)
 	}
 	return m
 }

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -29,6 +30,25 @@ type env struct {
 
 var spinIterations = flag.Int("spin", -1, "storage.spin_iterations of the node (-1: the default); a large value makes the committer busy-spin as on a reserved core")
 
+// configSets are -set KEY=VALUE overrides of every node's configuration
+// (for A/B runs of one option).
+var configSets setFlags
+
+func init() {
+	flag.Var(&configSets, "set", "override a node configuration `key=value` (repeatable), e.g. -set recovery.ingest_event_log=false")
+}
+
+type setFlags []string
+
+func (s *setFlags) String() string { return strings.Join(*s, ",") }
+func (s *setFlags) Set(v string) error {
+	if !strings.Contains(v, "=") {
+		return fmt.Errorf("-set %q: want key=value", v)
+	}
+	*s = append(*s, v)
+	return nil
+}
+
 var shmBase = fmt.Sprintf("/dev/shm/tapewire-e2ebench-%d", os.Getpid())
 
 func (e *env) cleanupShm() { os.RemoveAll(shmBase) }
@@ -51,6 +71,12 @@ func (e *env) config() (appliance.Config, error) {
 	cfg.Checkpoint.IntervalMs = 0
 	if *spinIterations >= 0 {
 		cfg.Storage.SpinIterations = *spinIterations
+	}
+	for _, kv := range configSets {
+		k, v, _ := strings.Cut(kv, "=")
+		if err := cfg.Set(k, v); err != nil {
+			return appliance.Config{}, err
+		}
 	}
 	cfg.Topics = []appliance.TopicConfig{
 		{Name: "load", Kind: appliance.KindLog, CapacityBytes: 64 << 20, MaxFrameBytes: 64 << 10, Mode: appliance.ModeReliable, Durable: true, Subscribers: 16},

@@ -132,6 +132,9 @@ func (rd *restartData) open() (harness.Result, error) {
 	}
 	st := n.Status()
 	n.Close()
+	if os.Getenv("E2EBENCH_RESTART_LOG") != "" {
+		fmt.Fprintf(os.Stderr, "open began %s\n%s", start.Format("15:04:05.000"), log.String())
+	}
 	if st.Recovery.ReplayedRecords != rd.records {
 		return harness.Result{}, fmt.Errorf("replayed %d records, the log holds %d", st.Recovery.ReplayedRecords, rd.records)
 	}
