@@ -604,8 +604,14 @@ func TestManualReleaseAcrossProcesses(t *testing.T) {
 // length and sequence number; Next hands every frame over in order across
 // many wraps and paddings (both have fast paths for the common case).
 func TestOfferAndNextAcrossWraps(t *testing.T) {
+	for _, demote := range []bool{false, true} {
+		t.Run(fmt.Sprintf("demote=%v", demote), func(t *testing.T) { testOfferAndNext(t, PublisherOptions{DemoteCommitted: demote}) })
+	}
+}
+
+func testOfferAndNext(t *testing.T, opts PublisherOptions) {
 	o := testOptions(t)
-	pub, err := CreateLog(o, "o", LogConfig{CapacityBytes: 1 << 12, Mode: Reliable}, PublisherOptions{})
+	pub, err := CreateLog(o, "o", LogConfig{CapacityBytes: 1 << 12, Mode: Reliable}, opts)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -2,6 +2,7 @@ package ring
 
 import (
 	"errors"
+	"fmt"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -12,10 +13,14 @@ import (
 
 // The publish and poll paths must not allocate.
 func TestPublishAndPollDoNotAllocate(t *testing.T) {
-	for _, mode := range []Mode{Reliable, Lossy} {
-		t.Run(mode.String(), func(t *testing.T) {
+	for _, c := range []struct {
+		mode   Mode
+		demote bool
+	}{{Reliable, false}, {Lossy, false}, {Reliable, true}} {
+		mode := c.mode
+		t.Run(fmt.Sprintf("%v/demote=%v", mode, c.demote), func(t *testing.T) {
 			o := testOptions(t)
-			pub, err := CreateLog(o, "a", LogConfig{CapacityBytes: 1 << 16, Mode: mode}, PublisherOptions{})
+			pub, err := CreateLog(o, "a", LogConfig{CapacityBytes: 1 << 16, Mode: mode}, PublisherOptions{DemoteCommitted: c.demote})
 			if err != nil {
 				t.Fatal(err)
 			}

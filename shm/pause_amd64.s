@@ -11,3 +11,12 @@ loop:
 	JNZ loop
 done:
 	RET
+
+// func demoteLine(addr unsafe.Pointer)
+//
+// CLDEMOTE m8 (NP 0F 1C /0), encoded by hand: processors without it
+// execute the encoding as a NOP (it lies in the reserved-NOP hint space).
+TEXT ·demoteLine(SB), NOSPLIT, $0-8
+	MOVQ addr+0(FP), AX
+	BYTE $0x0F; BYTE $0x1C; BYTE $0x00
+	RET

@@ -2,7 +2,10 @@
 
 package shm
 
-import "sync/atomic"
+import (
+	"sync/atomic"
+	"unsafe"
+)
 
 // spinSink defeats elimination of the portable spin loop.
 var spinSink uint32
@@ -15,3 +18,6 @@ func spinPause(n uint32) {
 		atomic.LoadUint32(&spinSink)
 	}
 }
+
+// demoteLine has no portable equivalent: a no-op.
+func demoteLine(addr unsafe.Pointer) {}

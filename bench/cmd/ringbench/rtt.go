@@ -18,12 +18,12 @@ import (
 
 const rttFrameBytes = 64
 
-// pingPongTopics creates the ping topic (the parent publishes) and the pong
-// topic (the child publishes; closed here so the child can attach), and
-// subscribes the parent to pong.
-func pingPongTopics(o shm.Options, wait ring.WaitStrategy) (*ring.Publisher, *ring.Subscriber, error) {
+// pingPongTopics creates the ping topic (the parent publishes, with
+// pubOpts) and the pong topic (the child publishes; closed here so the
+// child can attach), and subscribes the parent to pong.
+func pingPongTopics(o shm.Options, wait ring.WaitStrategy, pubOpts ring.PublisherOptions) (*ring.Publisher, *ring.Subscriber, error) {
 	cfg := ring.LogConfig{CapacityBytes: 64 << 10, Mode: ring.Reliable}
-	ping, err := ring.CreateLog(o, "ping", cfg, ring.PublisherOptions{})
+	ping, err := ring.CreateLog(o, "ping", cfg, pubOpts)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -42,9 +42,11 @@ func pingPongTopics(o shm.Options, wait ring.WaitStrategy) (*ring.Publisher, *ri
 }
 
 func init() {
-	// tw-pong: rounds, park(0|1): echo every ping frame on pong.
+	// tw-pong: rounds, park(0|1), demote(0|1): echo every ping frame on
+	// pong (demote: PublisherOptions.DemoteCommitted).
 	childRoles["tw-pong"] = func(o shm.Options, cpu int, args []string) error {
 		rounds, park := argInt(args, 0), argInt(args, 1) == 1
+		pubOpts := ring.PublisherOptions{DemoteCommitted: argInt(args, 2) == 1}
 		wait := ring.WaitStrategy{Kind: ring.BusySpin}
 		if park {
 			wait = ring.WaitStrategy{Kind: ring.SpinPark, SpinIterations: -1, YieldIterations: -1}
@@ -54,7 +56,7 @@ func init() {
 			return err
 		}
 		defer sub.Close()
-		pub, err := ring.OpenPublisher(o, "pong", ring.PublisherOptions{})
+		pub, err := ring.OpenPublisher(o, "pong", pubOpts)
 		if err != nil {
 			return err
 		}
@@ -84,16 +86,18 @@ func init() {
 		report(struct{}{})
 		return nil
 	}
-	// tw-pong-poll: rounds: echo every ping frame on pong from inside a Poll
-	// handler (up to 16 frames a call), as a Poll-based service answers.
+	// tw-pong-poll: rounds, demote(0|1): echo every ping frame on pong from
+	// inside a Poll handler (up to 16 frames a call), as a Poll-based
+	// service answers.
 	childRoles["tw-pong-poll"] = func(o shm.Options, cpu int, args []string) error {
 		rounds := argInt(args, 0)
+		pubOpts := ring.PublisherOptions{DemoteCommitted: argInt(args, 1) == 1}
 		sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: ring.WaitStrategy{Kind: ring.BusySpin}})
 		if err != nil {
 			return err
 		}
 		defer sub.Close()
-		pub, err := ring.OpenPublisher(o, "pong", ring.PublisherOptions{})
+		pub, err := ring.OpenPublisher(o, "pong", pubOpts)
 		if err != nil {
 			return err
 		}
@@ -324,23 +328,28 @@ func (w *workloads) rtt() {
 	limit := w.b.Duration(5*time.Second, time.Second)
 	// tapewire: the pinger claims, builds and commits a frame, then waits
 	// for the echo with Next (poll false) or with Poll and maxFrames 1 (poll
-	// true, the ponger answering from its Poll handler).
-	tapewire := func(poll bool) func(int) (harness.Result, error) {
+	// true, the ponger answering from its Poll handler). demote sets
+	// PublisherOptions.DemoteCommitted on both publishers.
+	tapewire := func(poll, demote bool) func(int) (harness.Result, error) {
 		return func(repeat int) (harness.Result, error) {
 			o, cleanup, err := newBase()
 			if err != nil {
 				return harness.Result{}, err
 			}
 			defer cleanup()
-			ping, sub, err := pingPongTopics(o, ring.WaitStrategy{Kind: ring.BusySpin})
+			ping, sub, err := pingPongTopics(o, ring.WaitStrategy{Kind: ring.BusySpin}, ring.PublisherOptions{DemoteCommitted: demote})
 			if err != nil {
 				return harness.Result{}, err
 			}
 			defer ping.Close()
 			defer sub.Close()
-			role, args := "tw-pong", childArgs(o, w.cpuB, total, 0)
+			d := 0
+			if demote {
+				d = 1
+			}
+			role, args := "tw-pong", childArgs(o, w.cpuB, total, 0, d)
 			if poll {
-				role, args = "tw-pong-poll", childArgs(o, w.cpuB, total)
+				role, args = "tw-pong-poll", childArgs(o, w.cpuB, total, d)
 			}
 			c, err := startChild(nil, role, args...)
 			if err != nil {
@@ -388,9 +397,14 @@ func (w *workloads) rtt() {
 			if want := uint64(total) * uint64(total-1) / 2; sum != want {
 				return r, fmt.Errorf("echoed payload sum %d, want %d", sum, want)
 			}
-			r.Notes = "busy-spin both sides; claim+commit, Next; allocs/op = publish+poll of the pinger"
+			r.Notes = "busy-spin both sides; claim+commit, Next; ponger Next, Offer; allocs/op = publish+poll of the pinger"
 			if poll {
 				r.Notes = "busy-spin both sides; pinger: claim+commit, Poll(maxFrames 1), round ends when its handler runs; ponger answers from its Poll(maxFrames 16) handler; allocs/op = publish+poll of the pinger"
+			}
+			if demote {
+				r.Notes += "; both publishers with DemoteCommitted"
+			} else {
+				r.Notes += "; default PublisherOptions (no DemoteCommitted)"
 			}
 			return r, c.result(&struct{}{})
 		}
@@ -528,7 +542,8 @@ func (w *workloads) rtt() {
 		fmt.Fprintln(os.Stderr, "ringbench: shmipc-go is not served by the module proxy here (403): rtt-64B runs without it")
 	}
 	w.b.Interleave(name,
-		harness.Contender{System: harness.Ours, Run: tapewire(false)},
+		harness.Contender{System: harness.Ours, Run: tapewire(false, true)},
+		harness.Contender{System: "tapewire-no-demote", Run: tapewire(false, false)},
 		harness.Contender{System: "floor-cacheline", Run: floor},
 		harness.Contender{System: "floor-cacheline-ringwalk", Run: floorWalk(walkTwoLines,
 			"like floor-cacheline, but round i uses its own cache line (i mod 512) of a ping and a pong region: a pair of rings' access pattern with no ring code")},
@@ -544,7 +559,7 @@ func (w *workloads) rtt() {
 	// The same round trip through Poll, against the floor of any pair of
 	// topics: what a Poll-based service (the appliance, sim) answers in.
 	w.b.Interleave(pollName,
-		harness.Contender{System: harness.Ours, Run: tapewire(true)},
+		harness.Contender{System: harness.Ours, Run: tapewire(true, true)},
 		harness.Contender{System: "floor-cacheline-2lines", Run: floorWalk(walkFixedTwoLines,
 			"two processes, each writes its own fixed cache line and spins on the other's: the floor of any pair of topics")},
 	)

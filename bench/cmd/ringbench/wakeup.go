@@ -57,13 +57,13 @@ func (w *workloads) wakeup() {
 			return harness.Result{}, err
 		}
 		defer cleanup()
-		ping, sub, err := pingPongTopics(o, parkAtOnce)
+		ping, sub, err := pingPongTopics(o, parkAtOnce, ring.PublisherOptions{})
 		if err != nil {
 			return harness.Result{}, err
 		}
 		defer ping.Close()
 		defer sub.Close()
-		c, err := startChild(nil, "tw-pong", childArgs(o, w.cpuB, total, 1)...)
+		c, err := startChild(nil, "tw-pong", childArgs(o, w.cpuB, total, 1, 0)...)
 		if err != nil {
 			return harness.Result{}, err
 		}
