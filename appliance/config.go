@@ -84,18 +84,19 @@ type LSMConfig struct {
 // StorageConfig configures the storage tenant: the ring → WAL → LSM
 // committer.
 type StorageConfig struct {
-	CPU                 int `toml:"cpu" doc:"CPU the committer goroutine is pinned to (tune.Pin); -1 leaves it unpinned" unit:"cpu" min:"-1" max:"4095"`
-	FIFOPriority        int `toml:"fifo_priority" doc:"SCHED_FIFO priority of the pinned committer; 0 keeps the normal scheduler (only with a reserved cpu)" unit:"priority" min:"0" max:"99"`
-	BatchMaxFrames      int `toml:"batch_max_frames" doc:"ring frames in one storage batch (one WAL append, one LSM batch)" unit:"frames" min:"1" max:"1048576"`
-	BatchMaxBytes       int `toml:"batch_max_bytes" doc:"bytes of WAL records in one storage batch; at most wal.max_group_bytes - 64, at least twice the record of the largest durable max_frame_bytes" unit:"bytes" min:"4096" max:"67108864"`
-	BatchBuffers        int `toml:"batch_buffers" doc:"storage batches allocated at start (filling, in the WAL, or applying to the LSM); when all are busy the committer stops reading the rings and back-pressure reaches the publishers" unit:"batches" min:"2" max:"1024"`
-	SyncAppendMaxFrames int `toml:"sync_append_max_frames" doc:"a batch of at most this many frames, with no other batch in flight, is written to the WAL by the committer itself (lowest latency at low load); larger batches are pipelined through the WAL's flushers; 0 always pipelines" unit:"frames" min:"0" max:"1048576"`
-	PollMaxFrames       int `toml:"poll_max_frames" doc:"frames read from one topic before the committer turns to the next (fairness)" unit:"frames" min:"1" max:"1048576"`
-	SpinIterations      int `toml:"spin_iterations" doc:"idle loop iterations spent spinning (PAUSE) before yielding" unit:"iterations" min:"0" max:"100000000"`
-	YieldIterations     int `toml:"yield_iterations" doc:"idle loop iterations spent in sched_yield before parking on the rings' futexes" unit:"iterations" min:"0" max:"1000000"`
-	ParkTimeoutMs       int `toml:"park_timeout_ms" doc:"longest single park of the idle committer; wake-ups come from futexes, this only bounds how often it re-checks" unit:"ms" min:"1" max:"1000"`
-	AdminQueueDepth     int `toml:"admin_queue_depth" doc:"appliance-generated events (user registrations) waiting for the committer; one more is refused" unit:"events" min:"1" max:"65536"`
-	QuarantineBurstMs   int `toml:"quarantine_burst_ms" doc:"malformed frames within this window of the previous one form one burst and are logged once" unit:"ms" min:"1" max:"3600000"`
+	CPU                 int    `toml:"cpu" doc:"CPU the committer goroutine is pinned to (tune.Pin); -1 leaves it unpinned" unit:"cpu" min:"-1" max:"4095"`
+	FIFOPriority        int    `toml:"fifo_priority" doc:"SCHED_FIFO priority of the pinned committer; 0 keeps the normal scheduler (only with a reserved cpu)" unit:"priority" min:"0" max:"99"`
+	BatchMaxFrames      int    `toml:"batch_max_frames" doc:"ring frames in one storage batch (one WAL append, one LSM batch)" unit:"frames" min:"1" max:"1048576"`
+	BatchMaxBytes       int    `toml:"batch_max_bytes" doc:"bytes of WAL records in one storage batch; at most wal.max_group_bytes - 64, at least twice the record of the largest durable max_frame_bytes" unit:"bytes" min:"4096" max:"67108864"`
+	BatchBuffers        int    `toml:"batch_buffers" doc:"storage batches allocated at start (filling, in the WAL, or applying to the LSM); when all are busy the committer stops reading the rings and back-pressure reaches the publishers" unit:"batches" min:"2" max:"1024"`
+	SyncAppendMaxFrames int    `toml:"sync_append_max_frames" doc:"a batch of at most this many frames, with no other batch in flight, is written to the WAL by the committer itself (lowest latency at low load); larger batches are pipelined through the WAL's flushers; 0 always pipelines" unit:"frames" min:"0" max:"1048576"`
+	PollMaxFrames       int    `toml:"poll_max_frames" doc:"frames read from one topic before the committer turns to the next (fairness)" unit:"frames" min:"1" max:"1048576"`
+	SpinIterations      int    `toml:"spin_iterations" doc:"idle loop iterations spent spinning (PAUSE) before yielding" unit:"iterations" min:"0" max:"100000000"`
+	YieldIterations     int    `toml:"yield_iterations" doc:"idle loop iterations spent in sched_yield before parking on the rings' futexes" unit:"iterations" min:"0" max:"1000000"`
+	Wait                string `toml:"wait" doc:"how the idle committer waits: spin-park (spin_iterations PAUSEs, yield_iterations yields, then a park on the rings' futexes) or busy-spin (PAUSE until work comes: no wake-up on the publish-to-durable path, one core burnt; for a committer pinned with cpu to a core reserved for it)" unit:"enum" enum:"spin-park|busy-spin"`
+	ParkTimeoutMs       int    `toml:"park_timeout_ms" doc:"longest single park of the idle committer; wake-ups come from futexes, this only bounds how often it re-checks" unit:"ms" min:"1" max:"1000"`
+	AdminQueueDepth     int    `toml:"admin_queue_depth" doc:"appliance-generated events (user registrations) waiting for the committer; one more is refused" unit:"events" min:"1" max:"65536"`
+	QuarantineBurstMs   int    `toml:"quarantine_burst_ms" doc:"malformed frames within this window of the previous one form one burst and are logged once" unit:"ms" min:"1" max:"3600000"`
 }
 
 // CheckpointConfig configures checkpoints (flush memtables, record the
@@ -172,6 +173,12 @@ const (
 	ModeLossy     = "lossy"
 )
 
+// storage.wait values.
+const (
+	WaitSpinPark = "spin-park"
+	WaitBusySpin = "busy-spin"
+)
+
 // UsersTopic is the internal topic of the appliance's own events
 // (UserRegistered, AccountBound): persisted like a ring topic, but with no
 // ring, its sequence numbers assigned by the committer.
@@ -195,7 +202,7 @@ func DefaultConfig() Config {
 		},
 		Storage: StorageConfig{
 			CPU: -1, BatchMaxFrames: 4096, BatchMaxBytes: 256 << 10, BatchBuffers: 16, SyncAppendMaxFrames: 64,
-			PollMaxFrames: 1024, SpinIterations: 2000, YieldIterations: 50, ParkTimeoutMs: 20,
+			PollMaxFrames: 1024, SpinIterations: 2000, YieldIterations: 50, Wait: WaitSpinPark, ParkTimeoutMs: 20,
 			AdminQueueDepth: 64, QuarantineBurstMs: 1000,
 		},
 		Checkpoint: CheckpointConfig{IntervalMs: 60_000, WALBytes: 256 << 20},

@@ -133,10 +133,13 @@
 // # Tenants and the CPU plan
 //
 //   - storage: the committer (hot: pinned to storage.cpu with tune.Pin,
-//     optionally SCHED_FIFO; spins storage.spin_iterations, yields
-//     storage.yield_iterations, then parks with futex_waitv on every
-//     topic's data futex and its own wake word, which the WAL's Notify,
-//     appliance events and Stop bump) and the applier (housekeeping).
+//     optionally SCHED_FIFO; with storage.wait = spin-park it spins
+//     storage.spin_iterations, yields storage.yield_iterations, then parks
+//     with futex_waitv on every topic's data futex and its own wake word,
+//     which the WAL's Notify, appliance events and Stop bump; with
+//     busy-spin, for a core reserved to it, it never parks, so no futex
+//     wake-up lies between a publication and its WAL write) and the
+//     applier (housekeeping).
 //   - lastvalue: an observer of lastvalue.source (it never holds a
 //     publisher back); each Tick becomes the value of its instrument in
 //     lastvalue.target. A table it creates is seeded from s/quote/.

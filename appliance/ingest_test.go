@@ -20,7 +20,7 @@ import (
 func TestReplayEqualsLiveApply(t *testing.T) {
 	cfg := testConfig(t)
 	cfg.LastValue.Enabled = false
-	cfg.LSM.MemTableSizeBytes = 64 << 20 // no flush covers the WAL before the crash
+	cfg.LSM.MemTableSizeBytes = 64 << 20  // no flush covers the WAL before the crash
 	cfg.Recovery.ReplayBatchRecords = 700 // many groups, each with runs of both topics
 	n, _ := startNode(t, cfg)
 	var last uint64

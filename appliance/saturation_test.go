@@ -123,3 +123,24 @@ func storageTopicNamed(t *testing.T, n *Node, name string) *storageTopic {
 	t.Fatalf("no storage topic %s", name)
 	return nil
 }
+
+// TestBusySpinCommitter: with storage.wait = busy-spin the committer never
+// parks; events still become durable and applied, and a stop still drains.
+func TestBusySpinCommitter(t *testing.T) {
+	cfg := testConfig(t)
+	cfg.LastValue.Enabled = false
+	cfg.Storage.Wait = WaitBusySpin
+	n, _ := startNode(t, cfg)
+	p := openProducer(t, cfg, "trades")
+	for i := range 200 {
+		_, pos := p.publish(testOrder(i))
+		p.waitDurable(pos)
+	}
+	_, pos := p.publish(testOrder(200))
+	if err := n.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if d := p.pub.Log().Durable(); d < pos {
+		t.Fatalf("durable position %d after a graceful stop, the last event ends at %d", d, pos)
+	}
+}

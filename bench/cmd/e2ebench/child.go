@@ -65,10 +65,13 @@ type nodeProcess struct {
 }
 
 // startNodeProcess starts an appliance child on a fresh configuration.
-func (e *env) startNodeProcess() (*nodeProcess, error) {
+func (e *env) startNodeProcess(adjust ...func(*appliance.Config)) (*nodeProcess, error) {
 	cfg, err := e.config()
 	if err != nil {
 		return nil, err
+	}
+	for _, f := range adjust {
+		f(&cfg)
 	}
 	path := filepath.Join(filepath.Dir(cfg.Node.DataDir), "tapewire.toml")
 	if err := os.WriteFile(path, []byte(cfg.TOML()), 0o644); err != nil {

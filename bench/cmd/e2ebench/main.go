@@ -7,6 +7,11 @@
 //     position), against floor-dsync4k: the service time of one
 //     O_DIRECT|O_DSYNC 4 KiB write paced at the same rate. The appliance
 //     runs in its own process, as deployed. Goal: p50 ≤ 1.2× the floor's.
+//   - publish-durable-1k-spin: the same with the committer busy-spinning
+//     (storage.wait = busy-spin) and the producer busy-polling the durable
+//     position, as each would on a core reserved for it: one device write
+//     and no wake-up on the path. Both spinners share the 2 vCPUs with
+//     everything else here, so its tail shows the contention.
 //   - publish-durable-saturation: the same at half the sustained ingest
 //     rate measured by durable-ingest in the same run (high load; closer
 //     to the maximum, the noisy shared VM's dips below the offered rate
@@ -24,7 +29,8 @@
 //     (baseline-storage-idle): the tenant's effect on the hot path.
 //
 // Usage: e2ebench [-quick] [-json PATH] [-dir DIR] [-repeats N] [-only RE]
-// [-spin N] [-cpuprofile PATH] [-node-cpuprofile PATH]
+// [-spin N] [-set KEY=VALUE]... [-saturation-rate N] [-cpuprofile PATH]
+// [-node-cpuprofile PATH] [-restart-log]
 //
 // -cpuprofile profiles this process (the restart workload runs in it);
 // -node-cpuprofile profiles each appliance child (the last one's profile
@@ -85,7 +91,13 @@ func main() {
 	d := b.Duration(4*time.Second, time.Second)
 	if b.Wants("publish-durable-1k") {
 		b.Interleave("publish-durable-1k",
-			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(1000, d) }},
+			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(1000, d, false) }},
+			harness.Contender{System: "floor-dsync4k", Run: func(int) (harness.Result, error) { return env.floorOpenLoop(1000, d) }},
+		)
+	}
+	if b.Wants("publish-durable-1k-spin") {
+		b.Interleave("publish-durable-1k-spin",
+			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(1000, d, true) }},
 			harness.Contender{System: "floor-dsync4k", Run: func(int) (harness.Result, error) { return env.floorOpenLoop(1000, d) }},
 		)
 	}
@@ -108,7 +120,7 @@ func main() {
 			rate = 20_000
 		}
 		b.Interleave("publish-durable-saturation",
-			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(rate, d) }},
+			harness.Contender{System: harness.Ours, Run: func(int) (harness.Result, error) { return env.publishDurable(rate, d, false) }},
 		)
 	}
 	walBytes := int64(b.Size(1<<30, 32<<20))

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -16,6 +17,8 @@ import (
 	"github.com/tapewire/tapewire/vfs"
 	"github.com/tapewire/tapewire/wal"
 )
+
+var restartLog = flag.Bool("restart-log", false, "print each timed restart's recovery log (phases with timestamps) to stderr")
 
 // restartData is a node directory whose WAL holds logBytes of frame records
 // that no checkpoint covers, kept pristine and copied for every run.
@@ -132,7 +135,7 @@ func (rd *restartData) open() (harness.Result, error) {
 	}
 	st := n.Status()
 	n.Close()
-	if os.Getenv("E2EBENCH_RESTART_LOG") != "" {
+	if *restartLog {
 		fmt.Fprintf(os.Stderr, "open began %s\n%s", start.Format("15:04:05.000"), log.String())
 	}
 	if st.Recovery.ReplayedRecords != rd.records {
