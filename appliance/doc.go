@@ -21,8 +21,9 @@
 //
 //  1. A producer claims, builds and commits a frame in a durable (reliable)
 //     topic: no system call.
-//  2. The committer goroutine reads it with an observer subscription (a
-//     copy, never gating) and copies it into the current batch's arena as a
+//  2. The committer goroutine reads it in place with its reliable
+//     ManualRelease subscription (a view into the ring) and copies it into
+//     the current batch's arena as a
 //     WAL record: topic id | 0 | frame (record.go). A frame that fails
 //     schema.Verify becomes a quarantine record with the reason instead.
 //  3. The batch (one round over every topic, bounded by
@@ -32,8 +33,8 @@
 //     with AppendAsync, which the WAL's flushers pipeline.
 //  4. When the WAL's durable LSN covers the batch, the committer advances
 //     each topic's durable position in the ring (producers waiting in
-//     WaitDurable wake) and moves the topic's gate subscription over the
-//     same frames, releasing their ring space. The observer sees a frame
+//     WaitDurable wake) and releases the frames' ring space to the
+//     publisher (Subscriber.Release). The subscription sees a frame
 //     once its length word is stored, which the publisher does before it
 //     stores the published position after it; ring refuses a durable
 //     position past the published one, so when the WAL is faster than a
@@ -50,16 +51,13 @@
 //     updates, and the event log keeps all of them; the state keys after a
 //     batch equal a replay of its events one by one.
 //
-// The committer never releases ring space past what is durable: its gate is
-// a reliable subscriber at or behind the durable position, so a publisher
-// can never overwrite a frame that is not yet durable while the appliance
-// lives, and after a kill -9 every frame between the durable and published
-// positions is still in the ring for the next start. ring has no way for a
-// reliable subscriber to read ahead of its gating position, so the
-// committer reads with a separate observer (which the gate protects from
-// being lapped, at the price of a copy per frame); a reliable subscription
-// that releases space explicitly (a Release(position) call) would merge the
-// two and read frames in place.
+// The committer never releases ring space past what is durable: its
+// subscription's registered position (what holds the publisher back) moves
+// only with Release, at or behind the durable position, while it reads
+// ahead up to the published position. So a publisher can never overwrite a
+// frame that is not yet durable while the appliance lives, and after a
+// kill -9 every frame between the durable and published positions is still
+// in the ring for the next start.
 //
 // # Key spaces (keys.go)
 //
@@ -112,10 +110,9 @@
 //  4. Register missing topics in the catalog (WAL + LSM).
 //  5. For every log topic: if its segment is missing (host reboot), create
 //     it with its next sequence number set to the newest stored sequence
-//     + 1, so a topic's sequence numbers never go backwards. (ring.LogConfig
-//     has no first-sequence option yet: ensureLog sets the documented
-//     published-seq word before any producer can attach.) A ring whose next
-//     sequence number is below the store's is refused.
+//     + 1 (ring.LogConfig.FirstSeq), so a topic's sequence numbers never
+//     go backwards. A ring whose next sequence number is below the store's
+//     is refused.
 //  6. Attach the storage tenant to every durable topic at the ring's durable
 //     position. Frames already stored (the previous process made them
 //     durable in the WAL but died before advancing the ring) are skipped by

@@ -358,37 +358,36 @@ func (n *Node) attachDurable(o shm.Options, t *TopicConfig, id uint32, lastSeq u
 		return nil, fmt.Errorf("topic %s: the ring's next sequence number is %d but the store already holds up to %d: the segment was recreated by something other than the appliance; remove %s%s so the appliance recreates it with sequence numbers continuing from the store",
 			t.Name, nextSeq, lastSeq, t.Name, ring.LogSuffix)
 	}
-	gate, err := ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{Resume: true, From: durable})
+	// One reliable subscription that reads ahead zero-copy and releases
+	// ring space only once the frames are durable (ManualRelease): the
+	// publisher can never overwrite a frame that is not yet durable while
+	// the appliance lives.
+	sub, err := ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{Resume: true, From: durable, ManualRelease: true})
 	resumed := true
 	if errors.Is(err, ring.ErrPositionTooOld) {
 		// The publisher overwrote frames that were never made durable
 		// while no appliance gated it (the old subscription was evicted).
 		// The gap shows up as lost sequence numbers at the next frame.
 		n.logf("topic %s: durable position %d is no longer in the ring (%v); resuming at the newest frame, the skipped sequence numbers are counted as lost", t.Name, durable, err)
-		gate, err = ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{})
+		sub, err = ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{ManualRelease: true})
 		resumed = false
 	}
 	if err != nil {
 		return nil, fmt.Errorf("topic %s: subscribe at durable position %d: %w", t.Name, durable, err)
 	}
-	obs, err := ring.OpenSubscriber(o, t.Name, ring.SubscriberOptions{Resume: true, From: gate.Position(), Observer: true})
-	if err != nil {
-		gate.Close()
-		return nil, fmt.Errorf("topic %s: observe at %d: %w", t.Name, gate.Position(), err)
-	}
 	if resumed {
 		n.recovery.ResumedTopics[t.Name] = durable
 	}
 	st := &storageTopic{
-		id: id, name: t.Name, obs: obs, gate: gate, lg: obs.Log(),
-		park:      newParkWords(obs.Log()),
-		maxRecord: maxRecordBytes(obs.Log().MaxFrameBytes()),
+		id: id, name: t.Name, sub: sub, lg: sub.Log(),
+		park:      newParkWords(sub.Log()),
+		maxRecord: maxRecordBytes(sub.Log().MaxFrameBytes()),
 		lastSeq:   lastSeq, haveSeq: haveSeq,
+		durableAt: durable, durableTarget: durable,
 	}
 	if st.maxRecord > n.cfg.Storage.BatchMaxBytes {
-		obs.Close()
-		gate.Close()
-		return nil, fmt.Errorf("topic %s: the existing segment's max frame (%d bytes) does not fit storage.batch_max_bytes = %d; raise it or recreate the topic", t.Name, obs.Log().MaxFrameBytes(), n.cfg.Storage.BatchMaxBytes)
+		sub.Close()
+		return nil, fmt.Errorf("topic %s: the existing segment's max frame (%d bytes) does not fit storage.batch_max_bytes = %d; raise it or recreate the topic", t.Name, sub.Log().MaxFrameBytes(), n.cfg.Storage.BatchMaxBytes)
 	}
 	return st, nil
 }

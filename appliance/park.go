@@ -22,7 +22,7 @@ import (
 // frame's commit word (sequentially consistent) and then reads the parked
 // count, so either it sees the count and wakes us, or we see the frame.
 // The sleep is bounded (storage.park_timeout_ms) only so the loop re-checks
-// its gates' heartbeats; wake-ups never wait for the timeout.
+// its subscriptions' heartbeats; wake-ups never wait for the timeout.
 //
 // ring has no wait-on-many-topics call; futex_waitv over the documented
 // words is what a C client would do. A ring.WaitAny(subscribers, timeout)
@@ -122,7 +122,7 @@ func (p *parker) ready() bool {
 		if t.failure() != nil {
 			continue
 		}
-		if t.park.committed(t.obs.Position()) {
+		if t.park.committed(t.sub.Position()) {
 			return true
 		}
 		if t.durableLagged && t.lg.Published() > t.durableAt {

@@ -12,20 +12,19 @@ import (
 	"github.com/tapewire/tapewire/shm"
 )
 
-// This file holds what the appliance does to rings beyond ring's API:
-// creating a topic whose sequence numbers continue from the store, and the
-// words a committer that reads several topics parks on. Both use only the
-// documented wire format of ring/doc.go (the layout a C or Rust client maps),
-// and each is marked where a ring API would replace it.
+// This file holds how the appliance creates topics (sequence numbers
+// continuing from the store) and what it does to rings beyond ring's API:
+// the words a committer that reads several topics parks on, from the
+// documented wire format of ring/doc.go (the layout a C or Rust client
+// maps); a ring.WaitAny would replace them.
 
 // Offsets of the log topic file, from ring/doc.go.
 const (
-	kpCapacity      = 0   // kind params: u64 capacity
-	kpControlOff    = 24  // kind params: u64 control page offset
-	kpDataOff       = 40  // kind params: u64 data area offset
-	ctlPublishedSeq = 136 // control page: u64 published seq (next sequence number)
-	ctlDataFutex    = 512 // control page: u32 data futex
-	ctlDataParked   = 640 // control page: u32 subscribers parked on it
+	kpCapacity    = 0   // kind params: u64 capacity
+	kpControlOff  = 24  // kind params: u64 control page offset
+	kpDataOff     = 40  // kind params: u64 data area offset
+	ctlDataFutex  = 512 // control page: u32 data futex
+	ctlDataParked = 640 // control page: u32 subscribers parked on it
 )
 
 // ensureLog makes sure the log topic t exists. A missing topic is created
@@ -38,6 +37,7 @@ func ensureLog(o shm.Options, t *TopicConfig, firstSeq uint64) (bool, error) {
 		MaxFrameBytes: t.MaxFrameBytes,
 		Mode:          t.ringMode(),
 		Subscribers:   t.Subscribers,
+		FirstSeq:      firstSeq,
 	}
 	p, err := ring.CreateLog(o, t.Name, cfg, ring.PublisherOptions{})
 	if err != nil {
@@ -46,18 +46,9 @@ func ensureLog(o shm.Options, t *TopicConfig, firstSeq uint64) (bool, error) {
 		}
 		return false, fmt.Errorf("create topic %s: %w", t.Name, err)
 	}
-	// ring.LogConfig has no first-sequence option yet: set the published
-	// sequence word (control page +136) while this process still holds the
-	// writer lock, before any producer can attach. With the option this
-	// becomes cfg.FirstSeq = firstSeq above.
-	lg := p.Log()
-	seg := lg.Segment()
-	kp := seg.KindParams()
-	ctl := binary.LittleEndian.Uint64(kp[kpControlOff:])
-	atomic.StoreUint64(seg.Uint64At(int(ctl)+ctlPublishedSeq), firstSeq)
-	if got := lg.PublishedFrames(); got != firstSeq {
+	if got := p.Log().PublishedFrames(); got != firstSeq {
 		p.Close()
-		return true, fmt.Errorf("create topic %s: next sequence number reads %d after setting it to %d", t.Name, got, firstSeq)
+		return true, fmt.Errorf("create topic %s: next sequence number reads %d after creating it with %d", t.Name, got, firstSeq)
 	}
 	return true, p.Close()
 }

@@ -134,8 +134,7 @@ func (n *Node) storageErr() error {
 func (n *Node) closeStores() {
 	if n.storage != nil {
 		for _, t := range n.storage.topics {
-			t.gate.Close()
-			t.obs.Close()
+			t.sub.Close()
 		}
 	}
 	if n.wal != nil {

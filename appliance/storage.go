@@ -18,19 +18,18 @@ import (
 
 // storageTopic is one durable log topic as the storage tenant reads it.
 //
-// Two subscriptions: the observer reads ahead (copies, never gates), the
-// gate is a reliable subscriber whose position the committer advances only
-// over frames already durable. A publisher may write position q only while
-// q < gate + capacity, so the observer (at or past the gate) is never lapped,
-// and after a kill -9 the frames between the durable and published
-// positions are still in the ring for the next start to persist.
+// One reliable ManualRelease subscription: the committer reads frames
+// ahead zero-copy (copying each once, into its batch) and releases them
+// (Release) only once durable. A publisher may write position q only while
+// q < released + capacity, so the frames read ahead stay intact, and after
+// a kill -9 the frames between the durable and published positions are
+// still in the ring for the next start to persist.
 type storageTopic struct {
 	index     int
 	id        uint32
 	name      string
-	obs       *ring.Subscriber
-	gate      *ring.Subscriber
-	lg        *ring.Log // the observer's handle: positions and AdvanceDurable
+	sub       *ring.Subscriber
+	lg        *ring.Log // the subscription's handle: positions and AdvanceDurable
 	park      parkWords
 	maxRecord int // WAL bytes of the largest record this topic can produce
 
@@ -40,7 +39,7 @@ type storageTopic struct {
 	// durableTarget is the end of the newest frame the WAL made durable;
 	// durableAt is what the ring's durable position was advanced to. They
 	// differ while the publisher has committed a frame (its length word,
-	// which the observer reads) but not yet stored the published position
+	// which the subscription reads) but not yet stored the published position
 	// after it: ring refuses a durable position past the published one, so
 	// the rest of the advance waits for that store (advanceDurable).
 	// Committer-owned.
@@ -54,7 +53,7 @@ type storageTopic struct {
 	quarantined atomic.Uint64
 	duplicates  atomic.Uint64 // frames read again after a restart, already stored
 	lost        atomic.Uint64 // sequence numbers never seen (overwritten while the appliance was down)
-	released    atomic.Uint64 // frames released to the publisher through the gate
+	released    atomic.Uint64 // frames released to the publisher
 	// durableDeferred counts durable advances that waited for the
 	// published position (advanceDurable).
 	durableDeferred atomic.Uint64
@@ -72,8 +71,8 @@ type internalTopic struct {
 
 // topicProgress is what one batch read from one topic.
 type topicProgress struct {
-	frames uint64 // frames delivered by the observer (all of them: stored, quarantined, duplicate)
-	endPos uint64 // observer position after the batch's last frame
+	frames uint64 // frames read (all of them: stored, quarantined, duplicate)
+	endPos uint64 // subscription position after the batch's last frame
 }
 
 // batch is one unit of the storage pipeline: frames copied out of the rings
@@ -133,7 +132,6 @@ type storage struct {
 	cur          *batch
 	pending      []*batch // appended, not yet durable, in LSN order
 	lastAppended wal.LSN
-	noop         ring.Handler
 	quarantine   burstLog
 	gapLog       burstLog
 
@@ -172,7 +170,6 @@ func newStorage(cfg StorageConfig, w *wal.Log, db *lsm.DB, met *metrics, logf fu
 		applied: make(chan struct{}),
 	}
 	s.pinnedCPU.Store(-1)
-	s.noop = func([]byte, uint64) {}
 	burst := time.Duration(cfg.QuarantineBurstMs) * time.Millisecond
 	s.quarantine = burstLog{window: burst, logf: logf}
 	s.gapLog = burstLog{window: burst, logf: logf}
@@ -304,9 +301,9 @@ func (s *storage) run() {
 		case busySpin:
 			shm.Pause()
 			if idle%busySpinClockEvery == 0 {
-				if now := shm.Nanotime(); now-s.lastHeartbeatNs > gateHeartbeatEveryNs {
+				if now := shm.Nanotime(); now-s.lastHeartbeatNs > heartbeatEveryNs {
 					s.lastHeartbeatNs = now
-					s.heartbeatGates()
+					s.heartbeatSubscriptions()
 				}
 			}
 		case idle <= s.cfg.SpinIterations:
@@ -315,9 +312,9 @@ func (s *storage) run() {
 			shm.Yield()
 		default:
 			s.parker.park(time.Duration(s.cfg.ParkTimeoutMs) * time.Millisecond)
-			if now := shm.Nanotime(); now-s.lastHeartbeatNs > gateHeartbeatEveryNs {
+			if now := shm.Nanotime(); now-s.lastHeartbeatNs > heartbeatEveryNs {
 				s.lastHeartbeatNs = now
-				s.heartbeatGates()
+				s.heartbeatSubscriptions()
 			}
 		}
 	}
@@ -357,14 +354,14 @@ func (s *storage) fill() bool {
 		if t.failure() != nil {
 			continue
 		}
-		if s.stopping.Load() && t.obs.Position() >= s.drainUntil[t.index].Load() {
+		if s.stopping.Load() && t.sub.Position() >= s.drainUntil[t.index].Load() {
 			continue
 		}
 		for n := 0; n < s.cfg.PollMaxFrames; n++ {
 			if len(b.records) >= s.maxFrames || b.walBytes+t.maxRecord > s.maxBytes {
 				break
 			}
-			f, _, err := t.obs.Next()
+			f, _, err := t.sub.Next()
 			if err != nil {
 				s.failTopic(t, err)
 				break
@@ -401,7 +398,7 @@ func (s *storage) addFrame(b *batch, t *storageTopic, f []byte) {
 		b.touched = append(b.touched, t.index)
 	}
 	p.frames++
-	p.endPos = t.obs.Position()
+	p.endPos = t.sub.Position()
 	seq := binary.LittleEndian.Uint64(f[8:16])
 	if t.haveSeq && seq <= t.lastSeq {
 		t.duplicates.Add(1) // persisted before a restart; the ring's durable position lagged
@@ -499,7 +496,7 @@ func (s *storage) seal(b *batch) {
 
 // completeDurable releases every pending batch the WAL has made durable:
 // advances each topic's durable position (producers waiting on it wake),
-// lets the gate subscriber release the ring space, and hands the batch to
+// releases their ring space to the publisher, and hands the batch to
 // the applier. Hot path.
 func (s *storage) completeDurable() bool {
 	progressed := s.durableLag > 0 && s.retryDurable()
@@ -519,7 +516,7 @@ func (s *storage) completeDurable() bool {
 			}
 			t.durableTarget = max(t.durableTarget, p.endPos)
 			s.advanceDurable(t)
-			s.release(t, p.frames)
+			s.release(t, p.endPos, p.frames)
 		}
 		if now == 0 {
 			now = shm.Nanotime()
@@ -538,7 +535,7 @@ func (s *storage) completeDurable() bool {
 }
 
 // advanceDurable advances t's durable position in the ring towards
-// durableTarget, as far as the published position allows. The observer
+// durableTarget, as far as the published position allows. The subscription
 // learns of a frame from its length word, which the publisher stores before
 // the published position after it (ring/doc.go, "Commit protocol"), so a
 // frame can be read, written to the WAL and made durable while the
@@ -589,52 +586,34 @@ func (s *storage) retryDurable() bool {
 	return moved
 }
 
-// release moves the gate over frames now durable, so the publisher may
-// reuse their space. Hot path.
-func (s *storage) release(t *storageTopic, frames uint64) {
-	for left, tries := frames, 0; left > 0; tries++ {
-		got, err := t.gate.Poll(s.noop, int(min(left, 1<<30)))
-		if err != nil {
-			s.failTopic(t, fmt.Errorf("release %d durable frames: %w", left, err))
-			return
-		}
-		left -= uint64(got)
-		t.released.Add(uint64(got))
-		if got == 0 && tries > 64 {
-			s.failTopic(t, fmt.Errorf("release: gate subscriber found only %d of %d durable frames", frames-left, frames))
-			return
-		}
+// release lets the publisher reuse the ring space of frames now durable,
+// up to end (a frame boundary the subscription has read). Hot path.
+func (s *storage) release(t *storageTopic, end, frames uint64) {
+	if err := t.sub.Release(end); err != nil {
+		s.failTopic(t, fmt.Errorf("release %d durable frames up to position %d: %w", frames, end, err))
+		return
 	}
+	t.released.Add(frames)
 }
 
-// heartbeatGates keeps the gate subscriptions' heartbeats fresh while the
-// committer idles, so no publisher takes a healthy but idle appliance for a
-// stuck subscriber.
-func (s *storage) heartbeatGates() {
+// heartbeatSubscriptions keeps the subscriptions' heartbeats fresh while
+// the committer idles, so no publisher takes a healthy but idle appliance
+// for a stuck subscriber.
+func (s *storage) heartbeatSubscriptions() {
 	for _, t := range s.topics {
 		if t.failure() == nil {
-			gateHeartbeat(t.gate, s.noop)
+			t.sub.Heartbeat()
 		}
 	}
 }
 
 // busySpinClockEvery is how many idle PAUSEs a busy-spinning committer
-// makes between clock reads (for its gates' heartbeats).
+// makes between clock reads (for its subscriptions' heartbeats).
 const busySpinClockEvery = 4096
 
-// gateHeartbeatEveryNs is how often an idle committer stamps its gates'
-// heartbeats (ring's default subscriber timeout is 10 s).
-const gateHeartbeatEveryNs = int64(time.Second)
-
-// gateHeartbeat stamps a gate subscriber's heartbeat. ring.Subscriber has
-// no Heartbeat method: Poll stamps it once every 1024 calls, so this makes
-// that many empty polls (no frame delivered: maxFrames 0), a few
-// microseconds. With a Subscriber.Heartbeat API it becomes one call.
-func gateHeartbeat(g *ring.Subscriber, noop ring.Handler) {
-	for range 1024 {
-		_, _ = g.Poll(noop, 0)
-	}
-}
+// heartbeatEveryNs is how often an idle committer stamps its
+// subscriptions' heartbeats (ring's default subscriber timeout is 10 s).
+const heartbeatEveryNs = int64(time.Second)
 
 // failure returns the error that stopped reading t, or nil.
 func (t *storageTopic) failure() error {
@@ -662,7 +641,7 @@ func (s *storage) drained() bool {
 		return false
 	}
 	for _, t := range s.topics {
-		if t.failure() == nil && t.obs.Position() < s.drainUntil[t.index].Load() {
+		if t.failure() == nil && t.sub.Position() < s.drainUntil[t.index].Load() {
 			return false
 		}
 	}
