@@ -8,10 +8,8 @@ import (
 	"io"
 	"math/rand/v2"
 	"os"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/tapewire/tapewire/ring"
@@ -70,6 +68,7 @@ const (
 	loadGenMaxWindow     = 1 << 20
 	loadGenWaitSlice     = 100 * time.Millisecond
 	loadGenDefaultAttach = 30 * time.Second
+	loadGenReplacedEvery = time.Second // between checks that the segment is still the topic's
 	loadGenMaxSize       = 1 << 20
 )
 
@@ -178,6 +177,7 @@ func RunLoadGen(ctx context.Context, cfg LoadGenConfig) (LoadGenStats, error) {
 		}
 		return nil
 	}
+	lastReplacedCheckNs := shm.Nanotime()
 	for i := int64(0); cfg.Count == 0 || i < cfg.Count; i++ {
 		if ctx.Err() != nil {
 			break
@@ -191,6 +191,16 @@ func RunLoadGen(ctx context.Context, cfg LoadGenConfig) (LoadGenStats, error) {
 					break
 				}
 				return st, err
+			}
+		}
+		if i%1024 == 0 && shm.Nanotime()-lastReplacedCheckNs > int64(loadGenReplacedEvery) {
+			// A producer that never waits would otherwise go on publishing
+			// into a segment nobody reads any more.
+			lastReplacedCheckNs = shm.Nanotime()
+			if a.replaced() {
+				if err := reattach(); err != nil {
+					return st, err
+				}
 			}
 		}
 		frame := frames[i%int64(len(frames))]
@@ -256,34 +266,27 @@ func paceUntil(ctx context.Context, t time.Time) {
 	}
 }
 
-// loadGenAttachment is the publisher and the identity of its segment file.
+// loadGenAttachment is the load generator's publisher.
 type loadGenAttachment struct {
-	pub   *ring.Publisher
-	path  string
-	inode uint64
+	pub *ring.Publisher
 }
 
-// replaced reports whether the topic's file is gone or is another file
-// than the one mapped (the appliance recreated the topic).
+// replaced reports whether the topic's segment file is gone or is another
+// file than the one mapped (the appliance recreated the topic): ring's
+// Log.Replaced, a stat and an fstat.
 func (a *loadGenAttachment) replaced() bool {
-	var st syscall.Stat_t
-	if err := syscall.Stat(a.path, &st); err != nil {
-		return true
-	}
-	return st.Ino != a.inode
+	r, err := a.pub.Log().Replaced()
+	return r || err != nil
 }
 
 func attachLoadGen(ctx context.Context, cfg LoadGenConfig) (*loadGenAttachment, error) {
 	deadline := time.Now().Add(cfg.AttachTimeout)
-	path := filepath.Join(cfg.Shm.Dir(), cfg.Topic+ring.LogSuffix)
 	for {
-		var before syscall.Stat_t
-		statErr := syscall.Stat(path, &before)
 		p, err := ring.OpenPublisher(cfg.Shm, cfg.Topic, ring.PublisherOptions{BackPressureTimeout: loadGenWaitSlice})
 		if err == nil {
-			var after syscall.Stat_t
-			if statErr == nil && syscall.Stat(path, &after) == nil && after.Ino == before.Ino {
-				return &loadGenAttachment{pub: p, path: path, inode: after.Ino}, nil
+			a := &loadGenAttachment{pub: p}
+			if !a.replaced() {
+				return a, nil
 			}
 			p.Close() // the file changed while we opened it: try again
 		} else if !errors.Is(err, os.ErrNotExist) && !errors.Is(err, ring.ErrPublisherExists) && !errors.Is(err, shm.ErrInitializing) {
