@@ -185,6 +185,39 @@
 // call it from a control loop, about once a second or when a wait times
 // out, never per frame, and reattach when it says true.
 //
+// # Cache lines of a round trip
+//
+// What a request/response pair of topics (64 B frames, busy-spinning Next,
+// Offer of the answer) touches per round trip, per side, in the steady
+// state:
+//
+//   - the frame's line, written once (header, payload, commit word: one
+//     line when the frame is 64-byte aligned and at most 64 bytes) and read
+//     once by the other side: the transfer that carries the message. The
+//     subscriber spins on that line's commit word, so the publisher's first
+//     store must take the line back from it; the commit is therefore a plain
+//     store then a barrier on a private word (see the commit protocol), so
+//     the line is owned once per frame, and with DemoteCommitted the line
+//     is pushed to the shared cache right after, where the subscriber's
+//     next load finds it without snooping the publisher's core;
+//   - zero-ahead: on average one line per frame, 4 KiB ahead of the commit,
+//     off the critical path (zeroing 2 KiB every 32 frames instead moved
+//     the median round trip by nothing measurable);
+//   - published and published seq: one control line no Next reader loads,
+//     so it stays in the publisher's cache; the tail word once per 4 KiB;
+//     the parked count is read, never written while nobody sleeps;
+//   - the subscriber's slot line (state checked by Next, position stored
+//     at the first empty Next after a frame): written by that subscriber
+//     only, read by the publisher only when its cached limit runs out
+//     (about every capacity - 12 KiB); removing the per-round position
+//     store did not move the round trip either;
+//   - clock reads: the subscriber's heartbeat every 1024 empty polls, the
+//     publisher's every 4096 commits; none on the frame path.
+//
+// So the floor of two topics is two lines per round trip, each written by
+// one side and spun on by the other; ringbench measures it beside a single
+// shared word (bench/results/ring.md).
+//
 // # Last-value topic file: <topic>.lvc (shm kind 2)
 //
 //	0        4096          header page, kind parameters at offset 88:
@@ -211,8 +244,11 @@
 // One goroutine at a time per Publisher, Subscriber or LastValueWriter,
 // except Subscriber.Heartbeat, which another goroutine may call while the
 // subscriber is open (not concurrently with Close); LastValueReader and Log
-// methods are safe from any goroutine. Hot paths
-// (Claim, ClaimBatch, Commit, CommitBatch, Offer, Poll, Next, Get) do not
+// methods are safe from any goroutine. Hot paths (Claim, ClaimBatch,
+// Commit, CommitBatch, Offer, Poll, Next, Release, Heartbeat, Get) do not
 // allocate; publishing makes no system call unless a subscriber is parked
-// (one FUTEX_WAKE) or a reliable claim has to wait.
+// (one FUTEX_WAKE) or a reliable claim has to wait. Next and Offer have a
+// fast path for the common case (a committed data frame in a gating
+// subscription; a frame that fits in space already zeroed) and fall back to
+// the general code for everything else.
 package ring
