@@ -35,22 +35,37 @@ func FuzzSubscriberOnHostileData(f *testing.F) {
 		binary.LittleEndian.PutUint64(lg.ctl[ctlTail:], tail)
 		pub.Close() // state closed: the next OpenPublisher runs the repair walk
 		start &^= 7
+		check := func(fr []byte) {
+			if len(fr) < schema.HeaderSize || len(fr) > 256 {
+				t.Fatalf("frame of %d bytes handed over (max 256)", len(fr))
+			}
+		}
 		for _, observer := range []bool{false, true} {
-			sub, err := OpenSubscriber(o, "f", SubscriberOptions{Observer: observer, Resume: true, From: start})
-			if err != nil {
-				continue // start outside what the (hostile) counters allow
-			}
-			for i := 0; i < 64; i++ {
-				n, err := sub.Poll(func(fr []byte, pos uint64) {
-					if len(fr) < schema.HeaderSize || len(fr) > 256 {
-						t.Fatalf("frame of %d bytes handed over (max 256)", len(fr))
-					}
-				}, 16)
-				if err != nil || n == 0 {
-					break
+			// Poll, then Next (which has its own fast path), from the same
+			// start.
+			for _, next := range []bool{false, true} {
+				sub, err := OpenSubscriber(o, "f", SubscriberOptions{Observer: observer, Resume: true, From: start})
+				if err != nil {
+					continue // start outside what the (hostile) counters allow
 				}
+				for i := 0; i < 64; i++ {
+					var n int
+					if next {
+						var fr []byte
+						fr, _, err = sub.Next()
+						if fr != nil {
+							check(fr)
+							n = 1
+						}
+					} else {
+						n, err = sub.Poll(func(fr []byte, pos uint64) { check(fr) }, 16)
+					}
+					if err != nil || n == 0 {
+						break
+					}
+				}
+				sub.Close()
 			}
-			sub.Close()
 		}
 		if p, err := OpenPublisher(o, "f", PublisherOptions{BackPressureTimeout: -1}); err == nil {
 			if lg := p.Log(); lg.Tail() != lg.Published() {
