@@ -15,10 +15,10 @@ import (
 // one per further concurrent ingest with recovery.ingest_event_log).
 const replayBuffers = 3
 
-// replayIngestWorkers sizes the pipeline for recovery.ingest_event_log: the
-// extra groups let about this many write their event-log tables at once
-// (lsm.Ingest from several goroutines: one's table sync overlaps another's
-// table building).
+// replayIngestWorkers is how many groups write their event-log tables at
+// once with recovery.ingest_event_log (lsm.Ingest from several goroutines:
+// one's table sync overlaps another's table building); the pipeline holds
+// that many groups more.
 const replayIngestWorkers = 2
 
 // replayGroup is one group of WAL records prepared for the store.
@@ -143,6 +143,7 @@ func (n *Node) replay() error {
 		}
 		applierDone <- first
 	}()
+	ingesting := make(chan struct{}, replayIngestWorkers) // bounds the ingests running at once
 	var readErr error
 	for g := range full {
 		if g.err != nil {
@@ -153,7 +154,9 @@ func (n *Node) replay() error {
 			break
 		}
 		if ingest {
+			ingesting <- struct{}{}
 			go func() {
+				defer func() { <-ingesting }()
 				err := ingestEvents(n.db, g.sb.events)
 				if err != nil {
 					err = fmt.Errorf("recovery: WAL records up to LSN %d: %w", g.last, err)
