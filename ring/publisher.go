@@ -31,7 +31,8 @@ type PublisherOptions struct {
 	// publisher's core. For request/response and other latency-bound
 	// topics: in ringbench's rtt-64B it saves ~20 ns of a ~300 ns round
 	// trip, but it costs the publisher ~60 ns per frame (measured here), so
-	// leave it off for streams. Batches (ClaimBatch) are never demoted.
+	// leave it off for streams. Only single-frame commits (Claim+Commit,
+	// Offer) that do not wrap are demoted; batches (ClaimBatch) never.
 	DemoteCommitted bool
 }
 

@@ -581,8 +581,8 @@ func (s *Subscriber) Released() uint64 {
 // SubscriberTimeout/2 of the publisher's options so a publisher waiting
 // for room does not evict it as stale. Poll, Next and Wait stamp it
 // themselves. Cheap: one vDSO clock read and one store, no system call, no
-// allocation; a no-op for observers. It may be called from a goroutine other
-// than the one polling, but not concurrently with or after Close.
+// allocation; a no-op for observers and after Close. It may be called from
+// a goroutine other than the one polling, but not concurrently with Close.
 func (s *Subscriber) Heartbeat() {
 	if s.slot >= 0 && !s.closed {
 		storeRelease64(s.slotHeartbeatW, uint64(shm.Nanotime()))
