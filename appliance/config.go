@@ -109,7 +109,7 @@ type CheckpointConfig struct {
 // RecoveryConfig configures the WAL replay at start.
 type RecoveryConfig struct {
 	ProgressIntervalMs int  `toml:"progress_interval_ms" doc:"time between progress lines of a long replay" unit:"ms" min:"10" max:"3600000"`
-	ReplayBatchRecords int  `toml:"replay_batch_records" doc:"WAL records applied to the LSM per batch during replay (a batch is cut earlier when it would take a quarter of lsm.memtable_size_bytes); larger batches coalesce more state updates and, with ingest_event_log, write larger event-log tables (a batch is then also cut at lsm.memtable_size_bytes of event-log keys)" unit:"records" min:"1" max:"1048576"`
+	ReplayBatchRecords int  `toml:"replay_batch_records" doc:"WAL records applied to the LSM per batch during replay (a batch is cut earlier when it would take a quarter of lsm.memtable_size_bytes); larger batches coalesce more state updates and, with ingest_event_log, write larger event-log tables (a batch is then also cut at half of lsm.memtable_size_bytes of event-log keys)" unit:"records" min:"1" max:"1048576"`
 	IngestEventLog     bool `toml:"ingest_event_log" doc:"during replay, write each batch's event-log keys (e/, sorted per topic) straight into SSTables (lsm.Ingest) instead of inserting them into the memtable and flushing them later; state keys still go through the memtable" unit:"bool"`
 }
 

@@ -53,6 +53,23 @@
 // Metrics counts the stall and its duration) while MaxImmutableMemTables are
 // waiting to flush or L0 holds L0StopWritesThreshold files.
 //
+// # Ingest
+//
+// Ingest (ExternalLog only) writes a SortedRun — keys strictly increasing,
+// copied into one buffer as they are added — straight into tables, cut
+// like a flush's, and adds them to L0 in one manifest edit: data that
+// arrives sorted (the appliance's event log replayed from its WAL) skips the
+// memtable insert and the flush. The run's entries get one new sequence
+// number, above every earlier write, and become visible at once like a
+// batch. The tables are written and synced before the overlap check, so
+// ingests from several goroutines overlap their I/O; the check and the
+// install then wait until every write with a lower sequence number is
+// applied. A run whose key range holds a memtable key is refused
+// (ErrIngestOverlap; its tables are removed): that older entry would
+// otherwise be read first. Ingest records no log position, so CoveredLSN
+// moves only with flushes and the caller's log replays ingested writes
+// again after a crash.
+//
 // # Durability
 //
 //   - Standalone: the database owns a wal.Log in wal/. A flush waits until the
