@@ -3,6 +3,8 @@ package lsm
 import (
 	"errors"
 	"fmt"
+	"path/filepath"
+	"sync"
 	"testing"
 
 	"github.com/tapewire/tapewire/vfs"
@@ -141,7 +143,8 @@ func TestIngestWithoutFlushSurvivesReopen(t *testing.T) {
 // TestIngestRefusals: a run refuses keys out of order; memtable overlap and
 // Standalone mode are refused without writing anything.
 func TestIngestRefusals(t *testing.T) {
-	d := mustOpen(t, t.TempDir(), ingestOptions())
+	dir := t.TempDir()
+	d := mustOpen(t, dir, ingestOptions())
 	defer d.Close()
 	var run SortedRun
 	if !run.Add([]byte("b"), []byte("1")) || run.Add([]byte("a"), nil) || run.Add([]byte("b"), nil) {
@@ -159,8 +162,12 @@ func TestIngestRefusals(t *testing.T) {
 	if err := d.ApplyAt(mb, 1); err != nil {
 		t.Fatal(err)
 	}
+	tablesBefore := countTables(t, dir)
 	if err := d.Ingest(sortedBatch("e/", 0, 100)); !errors.Is(err, ErrIngestOverlap) {
 		t.Fatalf("overlapping ingest: %v", err)
+	}
+	if n := countTables(t, dir); n != tablesBefore {
+		t.Fatalf("a refused ingest left %d table files behind", n-tablesBefore)
 	}
 	if _, ok := get(t, d, "e/000001"); ok {
 		t.Fatal("a refused ingest left keys behind")
@@ -193,4 +200,81 @@ func snapshotGet(t *testing.T, s *Snapshot, key string) (string, bool) {
 	}
 	defer c.Close()
 	return string(v), true
+}
+
+func countTables(t *testing.T, dir string) int {
+	t.Helper()
+	names, err := filepath.Glob(filepath.Join(dir, "*.sst"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(names)
+}
+
+// TestIngestConcurrent: two goroutines ingest disjoint runs while a third
+// applies batches; every key reads back, before and after a reopen.
+func TestIngestConcurrent(t *testing.T) {
+	dir := t.TempDir()
+	d := mustOpen(t, dir, ingestOptions())
+	const runs, per = 12, 400
+	var wg sync.WaitGroup
+	errs := make(chan error, 3)
+	for w := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := range runs {
+				if err := d.Ingest(sortedBatch(fmt.Sprintf("e%d/%02d/", w, r), 0, per)); err != nil {
+					errs <- err
+					return
+				}
+			}
+		}()
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		for i := range 300 {
+			b := &Batch{}
+			b.Set([]byte(fmt.Sprintf("s/%04d", i)), []byte("x"))
+			if err := d.ApplyAt(b, uint64(i+1)); err != nil {
+				errs <- err
+				return
+			}
+		}
+	}()
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatal(err)
+	}
+	check := func(stage string) {
+		t.Helper()
+		for w := range 2 {
+			for r := range runs {
+				for i := 0; i < per; i += 37 {
+					k := fmt.Sprintf("e%d/%02d/%06d", w, r, i)
+					if v, ok := get(t, d, k); !ok || v != "v"+k {
+						t.Fatalf("%s: %s = %q %v", stage, k, v, ok)
+					}
+				}
+			}
+		}
+		if _, ok := get(t, d, "s/0299"); !ok {
+			t.Fatalf("%s: applied key missing", stage)
+		}
+	}
+	check("ingested")
+	if m := d.Metrics(); m.Ingests != 2*runs {
+		t.Fatalf("%d ingests counted, want %d", m.Ingests, 2*runs)
+	}
+	if err := d.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.Close(); err != nil {
+		t.Fatal(err)
+	}
+	d = mustOpen(t, dir, ingestOptions())
+	defer d.Close()
+	check("reopened")
 }
