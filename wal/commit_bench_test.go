@@ -39,23 +39,8 @@ func BenchmarkCommitPathCPU(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			var wg sync.WaitGroup
-			per := b.N/writers + 1
 			b.ResetTimer()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					recs := []Record{{Payload: make([]byte, 124)}}
-					for range per {
-						if _, err := l.Append(context.Background(), recs); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			appendConcurrently(b, l, writers)
 			b.StopTimer()
 			m := l.Metrics()
 			b.ReportMetric(float64(m.Records)/float64(m.Frames), "records/frame")
@@ -80,24 +65,9 @@ func BenchmarkSyncedAppendDisk(b *testing.B) {
 				b.Fatal(err)
 			}
 			defer l.Close()
-			var wg sync.WaitGroup
-			per := b.N/writers + 1
 			cpu0 := processCPU()
 			b.ResetTimer()
-			for range writers {
-				wg.Add(1)
-				go func() {
-					defer wg.Done()
-					recs := []Record{{Payload: make([]byte, 124)}}
-					for range per {
-						if _, err := l.Append(context.Background(), recs); err != nil {
-							b.Error(err)
-							return
-						}
-					}
-				}()
-			}
-			wg.Wait()
+			per := appendConcurrently(b, l, writers)
 			b.StopTimer()
 			m := l.Metrics()
 			b.ReportMetric(float64(m.Records)/float64(m.Frames), "records/frame")
@@ -111,4 +81,27 @@ func processCPU() int64 {
 	var ru unix.Rusage
 	_ = unix.Getrusage(unix.RUSAGE_SELF, &ru)
 	return ru.Utime.Nano() + ru.Stime.Nano()
+}
+
+// appendConcurrently makes b.N synced appends of one 124-byte record (at
+// least; rounded up to a multiple of writers) from writers goroutines and
+// returns the appends each made.
+func appendConcurrently(b *testing.B, l *Log, writers int) int {
+	var wg sync.WaitGroup
+	per := b.N/writers + 1
+	for range writers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			recs := []Record{{Payload: make([]byte, 124)}}
+			for range per {
+				if _, err := l.Append(context.Background(), recs); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	return per
 }
