@@ -51,15 +51,11 @@ func init() {
 		if park {
 			wait = ring.WaitStrategy{Kind: ring.SpinPark, SpinIterations: -1, YieldIterations: -1}
 		}
-		sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: wait})
+		sub, pub, err := openPongSide(o, wait, pubOpts)
 		if err != nil {
 			return err
 		}
 		defer sub.Close()
-		pub, err := ring.OpenPublisher(o, "pong", pubOpts)
-		if err != nil {
-			return err
-		}
 		defer pub.Close()
 		ready()
 		for i := 0; i < rounds; i++ {
@@ -92,15 +88,11 @@ func init() {
 	childRoles["tw-pong-poll"] = func(o shm.Options, cpu int, args []string) error {
 		rounds := argInt(args, 0)
 		pubOpts := ring.PublisherOptions{DemoteCommitted: argInt(args, 1) == 1}
-		sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: ring.WaitStrategy{Kind: ring.BusySpin}})
+		sub, pub, err := openPongSide(o, ring.WaitStrategy{Kind: ring.BusySpin}, pubOpts)
 		if err != nil {
 			return err
 		}
 		defer sub.Close()
-		pub, err := ring.OpenPublisher(o, "pong", pubOpts)
-		if err != nil {
-			return err
-		}
 		defer pub.Close()
 		var answerErr error
 		answer := func(f []byte, _ uint64) {
@@ -264,6 +256,21 @@ func readFull(fd int, b []byte) error {
 		got += n
 	}
 	return nil
+}
+
+// openPongSide subscribes to ping and publishes on pong: the answering
+// side of a round trip.
+func openPongSide(o shm.Options, wait ring.WaitStrategy, pubOpts ring.PublisherOptions) (*ring.Subscriber, *ring.Publisher, error) {
+	sub, err := ring.OpenSubscriber(o, "ping", ring.SubscriberOptions{Wait: wait})
+	if err != nil {
+		return nil, nil, err
+	}
+	pub, err := ring.OpenPublisher(o, "pong", pubOpts)
+	if err != nil {
+		sub.Close()
+		return nil, nil, err
+	}
+	return sub, pub, nil
 }
 
 // timedRounds runs warm+rounds round trips of op on the calling goroutine,
