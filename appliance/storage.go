@@ -511,9 +511,8 @@ func (s *storage) completeDurable() bool {
 		for _, i := range b.touched {
 			t := s.topics[i]
 			p := b.progress[i]
-			if t.failure() != nil {
-				continue
-			}
+			// Also for a topic that failed since: the frames it read
+			// before are persisted, and their producers learn it.
 			t.durableTarget = max(t.durableTarget, p.endPos)
 			s.advanceDurable(t)
 			s.release(t, p.endPos, p.frames)
@@ -551,9 +550,10 @@ func (s *storage) advanceDurable(t *storageTopic) {
 	if to > t.durableAt {
 		if err := t.lg.AdvanceDurable(to); err != nil {
 			s.failTopic(t, err)
-			return
+			t.durableTarget = t.durableAt // give up: nothing will retry it
+		} else {
+			t.durableAt = to
 		}
-		t.durableAt = to
 	}
 	switch behind := t.durableAt < t.durableTarget; {
 	case behind && !t.durableLagged:
@@ -572,11 +572,6 @@ func (s *storage) retryDurable() bool {
 	moved := false
 	for _, t := range s.topics {
 		if !t.durableLagged {
-			continue
-		}
-		if t.failure() != nil {
-			t.durableLagged = false
-			s.durableLag--
 			continue
 		}
 		before := t.durableAt
