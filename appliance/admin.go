@@ -192,7 +192,7 @@ func (a *adminServer) waitApplied(ctx context.Context) {
 // readYourWritesWait bounds waitApplied.
 const readYourWritesWait = 2 * time.Second
 
-// events streams a topic's history as JSON lines (schema.AppendJSON), from
+// events streams a topic's history as JSON lines (schema.AppendJSONRedacted), from
 // sequence number from, at most limit events.
 func (a *adminServer) events(w http.ResponseWriter, r *http.Request) {
 	id, _, ok := a.topicID(w, r)
@@ -217,7 +217,7 @@ func (a *adminServer) events(w http.ResponseWriter, r *http.Request) {
 	count := 0
 	for ok := it.First(); ok && count < limit; ok = it.Next() {
 		var err error
-		buf, err = schema.AppendJSON(buf[:0], it.Value())
+		buf, err = schema.AppendJSONRedacted(buf[:0], it.Value())
 		if err != nil {
 			_, seq, _ := parseTopicSeqKey(it.Key())
 			buf = fmt.Appendf(buf[:0], `{"error":%q,"seq":%d}`, err.Error(), seq)
@@ -298,7 +298,7 @@ func (a *adminServer) state(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer closer.Close()
-	out, err := schema.AppendJSON(nil, v)
+	out, err := schema.AppendJSONRedacted(nil, v)
 	if err != nil {
 		writeError(w, http.StatusInternalServerError, "state %s/%s: stored frame: %v", kind, id, err)
 		return
@@ -325,7 +325,7 @@ func (a *adminServer) stateList(w http.ResponseWriter, r *http.Request, kind, pr
 		_, sid := stateIDFromKey(it.Key())
 		buf = fmt.Appendf(buf[:0], `{"id":%q,"frame":`, sid)
 		var err error
-		if buf, err = schema.AppendJSON(buf, it.Value()); err != nil {
+		if buf, err = schema.AppendJSONRedacted(buf, it.Value()); err != nil {
 			buf = fmt.Appendf(buf, "null,\"error\":%q", err.Error())
 		}
 		buf = append(buf, "}\n"...)

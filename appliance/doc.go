@@ -163,7 +163,7 @@
 //	GET  /healthz                       200 ok, 503 once the storage tenant failed (no token needed)
 //	GET  /metrics                       Prometheus (tapewire_*, Go runtime, process)
 //	GET  /v1/status                     topics, positions, WAL, LSM levels, tenants, CPU plan, recovery
-//	GET  /v1/events?topic=T&from=S&limit=N   JSON lines (schema.AppendJSON), limit ≤ admin.max_events_limit
+//	GET  /v1/events?topic=T&from=S&limit=N   JSON lines (schema.AppendJSONRedacted: passwords hidden), limit ≤ admin.max_events_limit
 //	GET  /v1/quarantine?topic=T&from=S&limit=N   quarantined frames with their reasons
 //	GET  /v1/state/{kind}/{id...}       one state key; an id ending in "/" (or none) lists a prefix
 //	POST /v1/checkpoint                 checkpoint now

@@ -201,3 +201,25 @@ func TestBadConfigNode(t *testing.T) {
 		t.Fatalf("Open without the WAL: %v", err)
 	}
 }
+
+// TestEventsHidePasswords: /v1/events renders a TransferRequest with its
+// passwords replaced (schema.AppendJSONRedacted), while the stored frame
+// keeps them for the trading engine.
+func TestEventsHidePasswords(t *testing.T) {
+	cfg := testConfig(t)
+	n, _ := startNode(t, cfg)
+	defer n.Close()
+	p := openProducer(t, cfg, "trades")
+	_, pos := p.publish(&schema.TransferRequest{UserID: "alice", FuturePassword: "hunter2", BankPassword: "s3cret", Currency: "CNY", Amount: 10})
+	p.waitDurable(pos)
+	code, body := httpGet(t, "http://"+n.AdminAddr()+"/v1/events?topic=trades&limit=10")
+	if code != 200 {
+		t.Fatalf("events: %d %s", code, body)
+	}
+	if strings.Contains(body, "hunter2") || strings.Contains(body, "s3cret") {
+		t.Fatalf("/v1/events shows a password: %s", body)
+	}
+	if strings.Count(body, schema.RedactedSecret) != 2 || !strings.Contains(body, `"user_id":"alice"`) {
+		t.Fatalf("/v1/events: want both passwords redacted and the rest shown: %s", body)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"io"
 	"math"
 	"strconv"
+	"strings"
 	"unicode/utf8"
 )
 
@@ -27,8 +28,28 @@ import (
 // header.
 
 // AppendJSON verifies frame and appends its JSON form to dst. Nothing is
-// appended when the frame does not verify.
+// appended when the frame does not verify. Every field is rendered as it
+// is, secrets included: FrameFromJSON of the result rebuilds the frame.
+// Output meant for people (tools, the admin API) uses AppendJSONRedacted.
 func AppendJSON(dst, frame []byte) ([]byte, error) {
+	return appendFrameJSON(dst, frame, false)
+}
+
+// AppendJSONRedacted is AppendJSON with every secret string field — one
+// whose name ends in "_password" (TransferRequest's future_password and
+// bank_password) — rendered as RedactedSecret when it is set (an unset one
+// stays ""). What it renders does not rebuild the original frame.
+func AppendJSONRedacted(dst, frame []byte) ([]byte, error) {
+	return appendFrameJSON(dst, frame, true)
+}
+
+// RedactedSecret replaces a secret field's value in AppendJSONRedacted.
+const RedactedSecret = "<redacted>"
+
+// isSecretField reports whether a string field holds a secret.
+func isSecretField(f *fieldDesc) bool { return strings.HasSuffix(f.name, "_password") }
+
+func appendFrameJSON(dst, frame []byte, redact bool) ([]byte, error) {
 	h, err := DecodeHeader(frame)
 	if err != nil {
 		return dst, err
@@ -56,12 +77,12 @@ func AppendJSON(dst, frame []byte) ([]byte, error) {
 	dst = append(dst, '}')
 	if et != nil {
 		dst = append(dst, `,"event":`...)
-		dst = appendTableJSON(dst, p, r, et.desc)
+		dst = appendTableJSON(dst, p, r, et.desc, redact)
 	}
 	return append(dst, '}'), nil
 }
 
-func appendTableJSON(dst, p []byte, r tableRef, d *tableDesc) []byte {
+func appendTableJSON(dst, p []byte, r tableRef, d *tableDesc, redact bool) []byte {
 	dst = append(dst, '{')
 	for i := range d.fields {
 		f := &d.fields[i]
@@ -87,7 +108,12 @@ func appendTableJSON(dst, p []byte, r tableRef, d *tableDesc) []byte {
 		case kindF64:
 			dst = appendFloatJSON(dst, r.f64(p, f.slot))
 		case kindString:
-			dst = appendJSONBytes(dst, bytesAt(p, r.field(p, f.slot, 4)))
+			b := bytesAt(p, r.field(p, f.slot, 4))
+			if redact && len(b) > 0 && isSecretField(f) {
+				dst = appendJSONString(dst, RedactedSecret)
+			} else {
+				dst = appendJSONBytes(dst, b)
+			}
 		case kindBytes:
 			dst = append(dst, '"')
 			dst = base64.StdEncoding.AppendEncode(dst, bytesAt(p, r.field(p, f.slot, 4)))
@@ -110,22 +136,22 @@ func appendTableJSON(dst, p []byte, r tableRef, d *tableDesc) []byte {
 				if j > 0 {
 					dst = append(dst, ',')
 				}
-				dst = appendSubtableJSON(dst, p, start+4*j, f.table)
+				dst = appendSubtableJSON(dst, p, start+4*j, f.table, redact)
 			}
 			dst = append(dst, ']')
 		case kindTable:
-			dst = appendSubtableJSON(dst, p, r.field(p, f.slot, 4), f.table)
+			dst = appendSubtableJSON(dst, p, r.field(p, f.slot, 4), f.table, redact)
 		}
 	}
 	return append(dst, '}')
 }
 
-func appendSubtableJSON(dst, p []byte, fp int, d *tableDesc) []byte {
+func appendSubtableJSON(dst, p []byte, fp int, d *tableDesc, redact bool) []byte {
 	sub, ok := subtable(p, fp, d)
 	if !ok {
 		return append(dst, "null"...)
 	}
-	return appendTableJSON(dst, p, sub, d)
+	return appendTableJSON(dst, p, sub, d, redact)
 }
 
 func appendStructJSON(dst, b []byte, s *structDesc) []byte {

@@ -203,3 +203,48 @@ func TestRegistry(t *testing.T) {
 		t.Errorf("enum names")
 	}
 }
+
+// AppendJSONRedacted hides the passwords of a TransferRequest (an unset one
+// stays empty) and renders everything else exactly as AppendJSON; events
+// without secrets render identically.
+func TestAppendJSONRedacted(t *testing.T) {
+	req := TransferRequest{UserID: "alice", FutureAccount: "acc", FuturePassword: "hunter2", BankID: "b1", Currency: "CNY", Amount: 100}
+	frame, err := AppendEvent(nil, Header{Seq: 3}, &req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	full, err := AppendJSON(nil, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	red, err := AppendJSONRedacted(nil, frame)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(red, []byte("hunter2")) {
+		t.Fatalf("redacted JSON shows the password: %s", red)
+	}
+	var got map[string]map[string]any
+	if err := json.Unmarshal(red, &got); err != nil {
+		t.Fatalf("redacted JSON does not parse: %v: %s", err, red)
+	}
+	ev := got["event"]
+	if ev["future_password"] != RedactedSecret || ev["bank_password"] != "" {
+		t.Fatalf("future_password %q, bank_password %q; want %q and empty", ev["future_password"], ev["bank_password"], RedactedSecret)
+	}
+	if ev["user_id"] != "alice" || ev["future_account"] != "acc" || ev["amount"] != 100.0 {
+		t.Fatalf("other fields changed: %s", red)
+	}
+	if want := bytes.Replace(full, []byte(`"hunter2"`), []byte(`"`+RedactedSecret+`"`), 1); !bytes.Equal(red, want) {
+		t.Fatalf("redacted\n%s\nwant\n%s", red, want)
+	}
+	tick := Tick{InstrumentID: "SHFE.cu2501", LastPrice: 1}
+	if frame, err = AppendEvent(nil, Header{}, &tick); err != nil {
+		t.Fatal(err)
+	}
+	a, _ := AppendJSON(nil, frame)
+	b, _ := AppendJSONRedacted(nil, frame)
+	if !bytes.Equal(a, b) {
+		t.Fatalf("a Tick renders differently redacted:\n%s\n%s", a, b)
+	}
+}

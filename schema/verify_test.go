@@ -389,7 +389,7 @@ func TestReadsSurviveChangesAfterVerify(t *testing.T) {
 				}()
 				ev, _ := NewEvent(h.Type)
 				ev.decode(p, r)
-				appendTableJSON(nil, p, r, d)
+				appendTableJSON(nil, p, r, d, true)
 			}()
 		}
 	}

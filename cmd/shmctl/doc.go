@@ -4,7 +4,7 @@
 //
 //	shmctl list [--json]                      topics with kind, size, publisher liveness, positions
 //	shmctl info TOPIC [--json]                header, counters, publisher record, subscriber table
-//	shmctl tail TOPIC [-f] [--from POS] [-n N] frames as JSON lines (schema.AppendJSON)
+//	shmctl tail TOPIC [-f] [--from POS] [-n N] frames as JSON lines (schema.AppendJSONRedacted: passwords hidden)
 //	shmctl top [--interval D] [--count N]     live per-topic rates and lag, refreshed in place
 //	shmctl lvc get TOPIC KEY                  latest value of KEY as a JSON line
 //	shmctl lvc list TOPIC [--json]            keys with slot and version

@@ -61,7 +61,7 @@ func lvcCmd(e *env) *cobra.Command {
 				return err
 			}
 			line := []byte(`{"key":` + strconv.Quote(args[1]) + `,"slot":` + strconv.Itoa(slot) + `,"version":` + strconv.FormatUint(version, 10))
-			if rendered, err := schema.AppendJSON(nil, buf[:n]); err == nil {
+			if rendered, err := schema.AppendJSONRedacted(nil, buf[:n]); err == nil {
 				line = append(append(line, `,"frame":`...), rendered...)
 			} else {
 				// Not a frame schema can render: show the bytes, and why.

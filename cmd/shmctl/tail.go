@@ -55,7 +55,7 @@ func tailCmd(e *env) *cobra.Command {
 					return
 				}
 				var err error
-				line, err = schema.AppendJSON(line[:0], frame)
+				line, err = schema.AppendJSONRedacted(line[:0], frame)
 				if err != nil {
 					invalid++
 					fmt.Fprintf(e.stderr, "shmctl: tail %s: frame at position %d: %v\n", name, pos, err)
