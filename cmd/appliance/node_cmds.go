@@ -140,7 +140,11 @@ func serve(stderr io.Writer, cfg appliance.Config, ready func(*appliance.Node) e
 		fmt.Fprintf(stderr, "appliance: %v again: exiting now (acknowledged events are in the WAL)\n", s)
 		os.Exit(130)
 	}()
-	return n.Run(ctx)
+	if err := n.Run(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintln(stderr, "appliance: stopped cleanly (rings drained, WAL closed, store checkpointed)")
+	return nil
 }
 
 func newConfigCommand() *cobra.Command {
