@@ -4,10 +4,10 @@ STATICCHECK ?= honnef.co/go/tools/cmd/staticcheck@v0.8.2
 FUZZTIME    ?= 5s
 TEST_TIMEOUT ?= 15m
 
-.PHONY: test vet staticcheck unit fuzz-smoke bench-test bench-smoke bench benchmarks-md gen gen-check build
+.PHONY: test vet staticcheck unit allocs fuzz-smoke bench-test bench-smoke bench benchmarks-md gen gen-check build
 
 ## test: everything CI checks — vet, staticcheck, race tests, fuzz smoke, bench module tests, bench smoke
-test: build vet staticcheck unit fuzz-smoke bench-test bench-smoke
+test: build vet staticcheck unit allocs fuzz-smoke bench-test bench-smoke
 
 build:
 	$(GO) build ./...
@@ -24,6 +24,12 @@ staticcheck:
 ## unit: the quick tests under the race detector (long variants need TAPEWIRE_LONG=1)
 unit:
 	$(GO) test -race -timeout $(TEST_TIMEOUT) ./...
+
+## allocs: the allocation guards (Test*Alloc*) without the race detector, which
+## allocates on its own: the appliance's and the LSM's guards skip under -race
+allocs:
+	$(GO) test -count=1 -run 'Alloc' ./...
+	cd bench && $(GO) test -count=1 -run 'Alloc' ./...
 
 ## fuzz-smoke: every FuzzXxx target for $(FUZZTIME)
 fuzz-smoke:
