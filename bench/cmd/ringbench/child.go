@@ -46,6 +46,21 @@ func createControl(o shm.Options) (*shm.Segment, error) {
 	return shm.Create(o, "control", shm.CreateParams{Kind: kindControl, Bytes: ctlBytes}, nil)
 }
 
+// newControlBase is newBase plus its control segment; cleanup closes the
+// segment and removes the base.
+func newControlBase() (shm.Options, *shm.Segment, func(), error) {
+	o, cleanup, err := newBase()
+	if err != nil {
+		return o, nil, nil, err
+	}
+	ctl, err := createControl(o)
+	if err != nil {
+		cleanup()
+		return o, nil, nil, err
+	}
+	return o, ctl, func() { ctl.Close(); cleanup() }, nil
+}
+
 func openControl(o shm.Options) (*shm.Segment, error) {
 	return shm.Open(o, "control", kindControl)
 }

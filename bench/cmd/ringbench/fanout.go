@@ -58,16 +58,11 @@ func (w *workloads) fanout() {
 		}
 		run := func(subscribers int) func(int) (harness.Result, error) {
 			return func(repeat int) (harness.Result, error) {
-				o, cleanup, err := newBase()
+				o, ctl, cleanup, err := newControlBase()
 				if err != nil {
 					return harness.Result{}, err
 				}
 				defer cleanup()
-				ctl, err := createControl(o)
-				if err != nil {
-					return harness.Result{}, err
-				}
-				defer ctl.Close()
 				p, err := ring.CreateLog(o, "fan", ring.LogConfig{CapacityBytes: 1 << 20, Mode: ring.Lossy, Subscribers: 8}, ring.PublisherOptions{})
 				if err != nil {
 					return harness.Result{}, err

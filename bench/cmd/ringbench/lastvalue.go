@@ -77,16 +77,11 @@ func (w *workloads) lastValue() {
 	// the lock flat out: bound each repeat's time as well as its count.
 	limit := w.b.Duration(3*time.Second, 300*time.Millisecond)
 	tapewire := func(repeat int) (harness.Result, error) {
-		o, cleanup, err := newBase()
+		o, ctl, cleanup, err := newControlBase()
 		if err != nil {
 			return harness.Result{}, err
 		}
 		defer cleanup()
-		ctl, err := createControl(o)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer ctl.Close()
 		lw, err := ring.CreateLastValue(o, "quotes", ring.LastValueConfig{Slots: 64, MaxValueBytes: quoteBytes})
 		if err != nil {
 			return harness.Result{}, err

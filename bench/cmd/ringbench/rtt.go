@@ -417,16 +417,11 @@ func (w *workloads) rtt() {
 		}
 	}
 	floor := func(repeat int) (harness.Result, error) {
-		o, cleanup, err := newBase()
+		o, ctl, cleanup, err := newControlBase()
 		if err != nil {
 			return harness.Result{}, err
 		}
 		defer cleanup()
-		ctl, err := createControl(o)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer ctl.Close()
 		word := ctl.Uint64At(ctlWord)
 		c, err := startChild(nil, "floor-pong", childArgs(o, w.cpuB, total)...)
 		if err != nil {
@@ -448,16 +443,11 @@ func (w *workloads) rtt() {
 	}
 	floorWalk := func(layout walkLayout, notes string) func(int) (harness.Result, error) {
 		return func(repeat int) (harness.Result, error) {
-			o, cleanup, err := newBase()
+			o, ctl, cleanup, err := newControlBase()
 			if err != nil {
 				return harness.Result{}, err
 			}
 			defer cleanup()
-			ctl, err := createControl(o)
-			if err != nil {
-				return harness.Result{}, err
-			}
-			defer ctl.Close()
 			c, err := startChild(nil, "floorwalk-pong", childArgs(o, w.cpuB, total, int(layout))...)
 			if err != nil {
 				return harness.Result{}, err

@@ -108,16 +108,11 @@ func (w *workloads) wakeup() {
 		return r, c.result(&struct{}{})
 	}
 	floor := func(repeat int) (harness.Result, error) {
-		o, cleanup, err := newBase()
+		o, ctl, cleanup, err := newControlBase()
 		if err != nil {
 			return harness.Result{}, err
 		}
 		defer cleanup()
-		ctl, err := createControl(o)
-		if err != nil {
-			return harness.Result{}, err
-		}
-		defer ctl.Close()
 		word, parked := ctl.Uint32At(ctlWord), ctl.Uint32At(ctlParked)
 		c, err := startChild(nil, "futex-pong", childArgs(o, w.cpuB, total)...)
 		if err != nil {
