@@ -14,18 +14,11 @@ func TestCommitterDoesNotAllocate(t *testing.T) {
 	if raceEnabled {
 		t.Skip("the race detector allocates")
 	}
-	cfg := testConfig(t)
-	cfg.LastValue.Enabled = false
-	n, err := Open(cfg, Options{Log: &logBuffer{tb: t}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, s, p := openStorageByHand(t)
 	defer n.closeStores()
-	s := n.storage
-	s.parker = newParker(s)
-	p := openProducer(t, cfg, "trades")
 	frames := make([][]byte, 64)
 	for i := range frames {
+		var err error
 		frames[i], err = schema.AppendEvent(nil, schema.Header{}, testOrder(i))
 		if err != nil {
 			t.Fatal(err)

@@ -196,3 +196,18 @@ func testOrder(i int) *schema.Order {
 		Status: schema.OrderStatus(i % 2), VolumeLeft: int64(i % 3), LastMsg: "ok",
 	}
 }
+
+// openStorageByHand opens a node without starting its tenants (no last-value
+// tenant), so a test drives the storage pipeline itself, and a producer on
+// its "trades" topic. The caller closes the stores (n.closeStores).
+func openStorageByHand(t *testing.T) (*Node, *storage, *producer) {
+	t.Helper()
+	cfg := testConfig(t)
+	cfg.LastValue.Enabled = false
+	n, err := Open(cfg, Options{Log: &logBuffer{tb: t}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	n.storage.parker = newParker(n.storage)
+	return n, n.storage, openProducer(t, cfg, "trades")
+}

@@ -63,16 +63,8 @@ func TestReplayStopsAtABadRecord(t *testing.T) {
 // newest state of every key land, and every batch goes back to the
 // committer with its waiters answered.
 func TestApplierMergesWaitingBatches(t *testing.T) {
-	cfg := testConfig(t)
-	cfg.LastValue.Enabled = false
-	n, err := Open(cfg, Options{Log: &logBuffer{tb: t}})
-	if err != nil {
-		t.Fatal(err)
-	}
+	n, s, p := openStorageByHand(t)
 	defer n.closeStores()
-	s := n.storage
-	s.parker = newParker(s)
-	p := openProducer(t, cfg, "trades")
 	var batches []*batch
 	seq := 0
 	for range 3 {
