@@ -260,13 +260,24 @@ func (a *adminServer) quarantine(w http.ResponseWriter, r *http.Request) {
 		q := struct {
 			Seq    uint64 `json:"seq"`
 			Reason string `json:"reason"`
-			Frame  []byte `json:"frame"`
+			// Frame is the raw frame, or only its header when the rest may
+			// hold a secret (FrameRedacted); FrameLen is always its size.
+			Frame         []byte `json:"frame"`
+			FrameLen      int    `json:"frame_len"`
+			FrameRedacted bool   `json:"frame_redacted,omitempty"`
 		}{Seq: seq}
 		if len(v) >= 4 {
 			n := int(binary.LittleEndian.Uint16(v[0:2]))
 			if 4+n <= len(v) {
 				q.Reason, q.Frame = string(v[4:4+n]), v[4+n:]
 			}
+		}
+		q.FrameLen = len(q.Frame)
+		if schema.MayHoldSecrets(q.Frame) {
+			// A malformed frame cannot be rendered field by field, so a
+			// frame of a type with secrets (TransferRequest's passwords),
+			// or of no known type, shows only its header.
+			q.Frame, q.FrameRedacted = q.Frame[:min(len(q.Frame), schema.HeaderSize)], true
 		}
 		if err := enc.Encode(q); err != nil {
 			return

@@ -165,6 +165,8 @@
 //	GET  /v1/status                     topics, positions, WAL, LSM levels, tenants, CPU plan, recovery
 //	GET  /v1/events?topic=T&from=S&limit=N   JSON lines (schema.AppendJSONRedacted: passwords hidden), limit ≤ admin.max_events_limit
 //	GET  /v1/quarantine?topic=T&from=S&limit=N   quarantined frames with their reasons
+//	                                             (a frame whose type has secrets, or no
+//	                                             known type, shows only its header)
 //	GET  /v1/state/{kind}/{id...}       one state key; an id ending in "/" (or none) lists a prefix
 //	POST /v1/checkpoint                 checkpoint now
 //	GET  /v1/users, POST /v1/users, POST /v1/users/{id}/disable|accounts|verify

@@ -3,6 +3,7 @@ package schema
 import (
 	"bytes"
 	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -579,4 +580,41 @@ func enumString(e *enumDesc, v uint8) string {
 		return name
 	}
 	return e.name + "(" + strconv.Itoa(int(v)) + ")"
+}
+
+// MayHoldSecrets reports whether frame's bytes may contain the value of a
+// secret field (see AppendJSONRedacted), so that tools showing raw bytes —
+// a quarantined frame, which does not verify and so cannot be rendered
+// field by field — know to withhold them. It is true for a type with a
+// secret string field at any depth, and for a frame too short to name its
+// type or naming a type events.fbs does not define: a damaged header could
+// belong to any type. Padding frames carry no fields.
+func MayHoldSecrets(frame []byte) bool {
+	if len(frame) < 6 {
+		return true
+	}
+	t := Type(binary.LittleEndian.Uint16(frame[4:6]))
+	if t == TypePadding {
+		return false
+	}
+	et := lookupType(t)
+	return et == nil || tableHasSecret(et.desc, 0)
+}
+
+// tableHasSecret reports whether d or a table nested in it has a secret
+// field; depth bounds a (hypothetical) recursive schema.
+func tableHasSecret(d *tableDesc, depth int) bool {
+	if d == nil || depth > 16 {
+		return depth > 16
+	}
+	for i := range d.fields {
+		f := &d.fields[i]
+		if f.kind == kindString && isSecretField(f) {
+			return true
+		}
+		if f.table != nil && tableHasSecret(f.table, depth+1) {
+			return true
+		}
+	}
+	return false
 }

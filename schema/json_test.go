@@ -2,6 +2,7 @@ package schema
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"strings"
 	"testing"
@@ -246,5 +247,29 @@ func TestAppendJSONRedacted(t *testing.T) {
 	b, _ := AppendJSONRedacted(nil, frame)
 	if !bytes.Equal(a, b) {
 		t.Fatalf("a Tick renders differently redacted:\n%s\n%s", a, b)
+	}
+}
+
+func TestMayHoldSecrets(t *testing.T) {
+	frameOf := func(typ Type) []byte {
+		f := make([]byte, HeaderSize)
+		binary.LittleEndian.PutUint32(f[0:4], HeaderSize)
+		binary.LittleEndian.PutUint16(f[4:6], uint16(typ))
+		return f
+	}
+	for _, typ := range Types() {
+		want := typ == TypeTransferRequest
+		if got := MayHoldSecrets(frameOf(typ)); got != want {
+			t.Errorf("MayHoldSecrets(%v) = %v, want %v", typ, got, want)
+		}
+	}
+	if MayHoldSecrets(frameOf(TypePadding)) {
+		t.Error("a padding frame may hold secrets")
+	}
+	if !MayHoldSecrets(frameOf(Type(250))) {
+		t.Error("a frame of an unknown type (a damaged header) is said to hold no secrets")
+	}
+	if !MayHoldSecrets([]byte{1, 2, 3}) {
+		t.Error("a frame too short to name its type is said to hold no secrets")
 	}
 }

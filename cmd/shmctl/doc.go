@@ -6,7 +6,8 @@
 //	shmctl info TOPIC [--json]                header, counters, publisher record, subscriber table
 //	shmctl tail TOPIC [-f] [--from POS] [-n N] frames as JSON lines (schema.AppendJSONRedacted: passwords hidden)
 //	shmctl top [--interval D] [--count N]     live per-topic rates and lag, refreshed in place
-//	shmctl lvc get TOPIC KEY                  latest value of KEY as a JSON line
+//	shmctl lvc get TOPIC KEY                  latest value of KEY as a JSON line (a value schema
+//	                                          cannot render: its bytes, only the header if it may hold secrets)
 //	shmctl lvc list TOPIC [--json]            keys with slot and version
 //	shmctl gc [--dry-run]                     remove segments whose creator is dead and nobody maps
 //	shmctl pub TOPIC                          publish frames read as JSON lines from stdin

@@ -64,8 +64,13 @@ func lvcCmd(e *env) *cobra.Command {
 			if rendered, err := schema.AppendJSONRedacted(nil, buf[:n]); err == nil {
 				line = append(append(line, `,"frame":`...), rendered...)
 			} else {
-				// Not a frame schema can render: show the bytes, and why.
-				line = append(line, `,"bytes_base64":"`+base64.StdEncoding.EncodeToString(buf[:n])+`","frame_error":`+strconv.Quote(err.Error())...)
+				// Not a frame schema can render: show the bytes, and why —
+				// only the header's when the rest may hold a secret.
+				shown, redacted := buf[:n], ""
+				if schema.MayHoldSecrets(shown) {
+					shown, redacted = shown[:min(n, schema.HeaderSize)], `,"bytes_redacted":true`
+				}
+				line = append(line, `,"bytes_base64":"`+base64.StdEncoding.EncodeToString(shown)+`"`+redacted+`,"bytes_len":`+strconv.Itoa(n)+`,"frame_error":`+strconv.Quote(err.Error())...)
 			}
 			line = append(line, "}\n"...)
 			_, err = e.stdout.Write(line)

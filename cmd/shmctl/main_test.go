@@ -2,6 +2,7 @@ package main
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"fmt"
 	"os"
@@ -262,6 +263,42 @@ func TestLVCGetAndList(t *testing.T) {
 	}
 	if _, _, code := shmctl(t, o, "", "lvc", "list", "ticks"); code != 2 {
 		t.Fatalf("lvc list of a log topic: exit %d, want 2", code)
+	}
+}
+
+// TestLVCGetWithholdsSecretsOfBadFrames: a value schema cannot render is
+// shown as bytes, but only its header when its type has secrets.
+func TestLVCGetWithholdsSecretsOfBadFrames(t *testing.T) {
+	o, _ := liveTopics(t)
+	w, err := ring.CreateLastValue(o, "xfer", ring.LastValueConfig{Slots: 4, MaxValueBytes: 512})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { w.Close() })
+	const secret = "hunter2-in-a-bad-frame"
+	frame, err := schema.AppendEvent(nil, schema.Header{}, &schema.TransferRequest{UserID: "u1", FuturePassword: secret, BankPassword: secret})
+	if err != nil {
+		t.Fatal(err)
+	}
+	binary.LittleEndian.PutUint32(frame[schema.HeaderSize:], 0xFFFF_FFF0) // root offset outside the payload
+	if _, err := w.Put("u1", frame); err != nil {
+		t.Fatal(err)
+	}
+	out, errs, code := shmctl(t, o, "", "lvc", "get", "xfer", "u1")
+	if code != 0 {
+		t.Fatalf("lvc get: %d %s", code, errs)
+	}
+	var v struct {
+		Bytes    []byte `json:"bytes_base64"`
+		Redacted bool   `json:"bytes_redacted"`
+		Len      int    `json:"bytes_len"`
+		Error    string `json:"frame_error"`
+	}
+	if err := json.Unmarshal([]byte(out), &v); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	if !v.Redacted || v.Len != len(frame) || len(v.Bytes) != schema.HeaderSize || bytes.Contains(v.Bytes, []byte(secret)) || v.Error == "" {
+		t.Fatalf("bad TransferRequest value: %+v\n%s", v, out)
 	}
 }
 
