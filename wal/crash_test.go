@@ -78,6 +78,9 @@ func (w workload) run(l *Log) (*ackLog, LSN) {
 // records 0..k in order, nothing else.
 func checkRecovered(t *testing.T, fs vfs.FS, opts Options, acks *ackLog, truncated LSN, writers int, what string) {
 	t.Helper()
+	// Open's deferred scan (the appliance's) decides as the full scan
+	// does on every crash state; checked before Open repairs the tail.
+	checkDeferredAgrees(t, fs, what)
 	opts.FS = fs
 	l, err := Open("/wal", opts)
 	if err != nil {

@@ -222,7 +222,11 @@ func (l *Log) recover() error {
 			removed = true
 		}
 	}
-	r, err := Inspect(l.fs, l.dir)
+	inspect := Inspect
+	if l.opts.DeferSealedVerification {
+		inspect = inspectDeferred
+	}
+	r, err := inspect(l.fs, l.dir)
 	if err != nil {
 		return err
 	}
@@ -297,7 +301,11 @@ func (l *Log) recover() error {
 		l.active, l.writeOff = a, r.EndOffset
 	}
 	verdict := r.Decision.Verdict
-	l.opts.Logf("wal: opened %s: %s, LSNs %d..%d, end at segment %d offset %d", l.dir, verdict, r.FirstLSN, r.LastLSN, r.EndSegment, r.EndOffset)
+	deferred := ""
+	if r.DeferredSegments > 0 {
+		deferred = fmt.Sprintf(" (%d sealed segments to be verified as they are read)", r.DeferredSegments)
+	}
+	l.opts.Logf("wal: opened %s: %s, LSNs %d..%d, end at segment %d offset %d%s", l.dir, verdict, r.FirstLSN, r.LastLSN, r.EndSegment, r.EndOffset, deferred)
 	return nil
 }
 

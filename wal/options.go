@@ -65,6 +65,16 @@ type Options struct {
 	Notify func(durable LSN, err error)
 	// Logf receives rare notices (recovery outcome, O_DIRECT fallback).
 	Logf func(format string, args ...any)
+	// DeferSealedVerification makes Open scan only the tail of the log:
+	// segments whose every record a verified later frame promised durable
+	// are taken from their headers, and a Reader verifies their frames as
+	// it reads them (a damaged one is a *CorruptionError from Next naming
+	// the segment and the offset). For an owner that reads the log from
+	// where it left off right after Open (the appliance's replay), this
+	// saves a whole read of the log. Damage in a segment no Reader reads
+	// is found only by Inspect (`appliance wal verify`). See doc.go,
+	// Recovery.
+	DeferSealedVerification bool
 }
 
 func (o *Options) withDefaults() (Options, error) {

@@ -2,7 +2,9 @@ package wal
 
 import (
 	"encoding/hex"
+	"errors"
 	"fmt"
+	"io"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -50,6 +52,12 @@ type SegmentInfo struct {
 	Outside   int    `json:"outside_frames"` // valid frames not in the recovered log
 	InLog     bool   `json:"in_log"`
 	EndOffset int64  `json:"end_offset,omitempty"` // first byte after its last frame in the log
+	// Deferred: Open read only the header (Options.DeferSealedVerification):
+	// the segment is sealed and its records were promised durable by a
+	// verified later frame; a Reader verifies its frames as it reads them.
+	// Frames and EndOffset are then unknown (0); LastLSN is the one before
+	// the next segment's first.
+	Deferred bool `json:"deferred,omitempty"`
 }
 
 // Report is the result of Inspect: the recovered log, the evidence about what
@@ -75,6 +83,10 @@ type Report struct {
 	Frames   int64         `json:"frames"`
 	Records  int64         `json:"records"`
 	Bytes    int64         `json:"bytes_scanned"`
+	// DeferredSegments is how many segments were not scanned
+	// (Options.DeferSealedVerification): their frames are verified by the
+	// Readers that read them. Frames counts only scanned segments.
+	DeferredSegments int `json:"deferred_segments,omitempty"`
 	Segments []SegmentInfo `json:"segments"`
 
 	uuid     [16]byte
@@ -107,6 +119,9 @@ type segScan struct {
 	hdrState  headerState
 	frames    []frameLoc  // valid frames, offset order
 	firstNext headerState // what the block at SegmentHeaderSize holds if no frame
+	// deferred: only the header was read (see inspect); the segment is
+	// taken to hold LSNs hdr.FirstLSN up to the next segment's first - 1.
+	deferred bool
 }
 
 // scanSegment classifies every block of the segment the read-ahead's
@@ -199,6 +214,12 @@ func Inspect(fs vfs.FS, dir string) (*Report, error) {
 	if err != nil {
 		return nil, err
 	}
+	return scanAll(fs, dir, ids)
+}
+
+// scanAll reads every segment of ids and classifies the log.
+func scanAll(fs vfs.FS, dir string, ids []uint64) (*Report, error) {
+	var err error
 	r := &Report{Dir: dir, FirstLSN: 1}
 	// One read-ahead runs through all segments: while segment i is parsed,
 	// the reads of its end and of segment i+1's start are in flight.
@@ -239,6 +260,110 @@ func Inspect(fs vfs.FS, dir string) (*Report, error) {
 		r.Bytes += s.size
 		r.scans = append(r.scans, s)
 	}
+	r.analyze()
+	return r, nil
+}
+
+// inspectDeferred is Inspect for Open with Options.DeferSealedVerification:
+// it scans segments from the newest backwards, each in full, until every
+// older segment is sealed and promised durable — then it reads only their
+// headers and leaves the check of their frames to the Readers.
+//
+// Segment i (of the oldest p) is sealed when its header and its
+// successor's are valid, of the same log, the ids consecutive, the
+// successor starting at a higher LSN, and the file full size: the log then
+// claims that segment i holds exactly LSNs FirstLSN(i) .. FirstLSN(i+1)-1.
+// The older segments are left unscanned once a valid frame of the log in
+// the scanned ones promises durable-through ≥ FirstLSN(k)-1, k the oldest
+// scanned. Then every record of the unscanned segments was acknowledged,
+// so any damage to them is corruption by the decision table (row 2: that
+// promise would lie beyond the end of a chain broken there); no torn write
+// can live in them. The scan of the tail gives the verdict as Inspect
+// would for every case but that one, which a Reader reports instead, as a
+// *CorruptionError naming the segment and the offset, when it reaches the
+// damage (a missing or invalid frame where the next LSN should be).
+//
+// What this does not look at: blocks of a sealed segment after its last
+// frame (a stray valid frame there, which Inspect would count as outside
+// the log, is never read by a Reader either). `appliance wal verify`
+// (Inspect) still reads everything.
+func inspectDeferred(fs vfs.FS, dir string) (*Report, error) {
+	ids, err := listSegments(fs, dir)
+	if err != nil {
+		return nil, err
+	}
+	if len(ids) < 2 {
+		return scanAll(fs, dir, ids)
+	}
+	heads := make([]*segScan, len(ids))
+	hb := vfs.AlignedBuffer(SegmentHeaderSize)
+	for i, id := range ids {
+		path := filepath.Join(dir, SegmentName(id))
+		f, size, err := openSegment(fs, path)
+		if err != nil {
+			return nil, err
+		}
+		s := &segScan{id: id, path: path, size: size, hdrState: stateShort}
+		if size >= SegmentHeaderSize {
+			if _, err := f.ReadAt(hb, 0); err != nil && !errors.Is(err, io.EOF) {
+				f.Close()
+				return nil, fmt.Errorf("wal: read segment header %s: %w", path, err)
+			}
+			s.hdr, s.hdrState, _ = decodeSegmentHeader(hb, id)
+		}
+		f.Close()
+		heads[i] = s
+	}
+	// sealed: segments [0, sealed) each continue into their successor.
+	sealed := 0
+	for i := 0; i+1 < len(heads); i++ {
+		a, b := heads[i], heads[i+1]
+		if a.hdrState != stateValid || b.hdrState != stateValid || a.hdr.LogUUID != heads[0].hdr.LogUUID ||
+			b.hdr.LogUUID != a.hdr.LogUUID || b.id != a.id+1 || b.hdr.FirstLSN <= a.hdr.FirstLSN || a.size < a.hdr.SegmentSizeBytes {
+			break
+		}
+		sealed = i + 1
+	}
+	tag := logTag(heads[0].hdr.LogUUID)
+	scans := make([]*segScan, len(ids))
+	ra := newReadAhead()
+	defer ra.close()
+	var promised LSN
+	k := len(ids)
+	for k > 0 && (k > sealed || heads[k].hdr.FirstLSN-1 > promised) {
+		k--
+		s := heads[k]
+		f, size, err := openSegment(fs, s.path)
+		if err != nil {
+			return nil, err
+		}
+		ra.reset(f, size)
+		scan, err := scanSegment(ra, s.path, s.id, size)
+		ra.reset(nil, 0)
+		f.Close()
+		if err != nil {
+			return nil, err
+		}
+		for _, fr := range scan.frames {
+			if fr.h.LogTag == tag {
+				promised = max(promised, fr.h.DurableThrough)
+			}
+		}
+		scans[k] = scan
+	}
+	r := &Report{Dir: dir, FirstLSN: 1}
+	for i := range k {
+		s := heads[i]
+		s.deferred = true
+		s.firstNext = stateValid
+		scans[i] = s
+		r.Bytes += SegmentHeaderSize
+		r.DeferredSegments++
+	}
+	for _, s := range scans[k:] {
+		r.Bytes += s.size
+	}
+	r.scans = scans
 	r.analyze()
 	return r, nil
 }
@@ -304,6 +429,13 @@ func (r *Report) analyze() {
 		r.chainLen = i + 1
 		pos := int64(SegmentHeaderSize)
 		next := s.firstNext
+		if s.deferred {
+			// Sealed and promised (inspectDeferred): up to the next
+			// segment's first LSN, which is valid and of this log.
+			n := r.scans[i+1].hdr.FirstLSN
+			r.Records += int64(n - expected)
+			expected = n
+		}
 		for _, f := range s.frames {
 			if f.off != pos || f.h.FirstLSN != expected || f.h.LogTag != tag {
 				break
@@ -344,7 +476,10 @@ func (r *Report) analyze() {
 		}
 	}
 	for i, s := range r.scans {
-		info := SegmentInfo{ID: s.id, Name: SegmentName(s.id), SizeBytes: s.size, Header: s.hdrState.String(), InLog: i < r.chainLen}
+		info := SegmentInfo{ID: s.id, Name: SegmentName(s.id), SizeBytes: s.size, Header: s.hdrState.String(), InLog: i < r.chainLen, Deferred: s.deferred}
+		if s.deferred && i+1 < len(r.scans) {
+			info.LastLSN = r.scans[i+1].hdr.FirstLSN - 1
+		}
 		if s.hdrState == stateValid {
 			info.FirstLSN = s.hdr.FirstLSN
 			if s.hdr.LogUUID != r.uuid {
