@@ -207,6 +207,13 @@ func (a *adminServer) events(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	// After a restart the replayed range's event log may still be being
+	// rebuilt (backfill.go): wait for it, or say so; never a silent gap.
+	if err := a.n.waitEventLog(r.Context(), id, from); err != nil {
+		w.Header().Set("Retry-After", "1")
+		writeError(w, http.StatusServiceUnavailable, "topic %s: %v", r.URL.Query().Get("topic"), err)
+		return
+	}
 	a.waitApplied(r.Context())
 	lower := appendEventKey(nil, id, from)
 	_, upper := topicPrefix('e', id)

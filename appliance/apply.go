@@ -114,6 +114,11 @@ func (s *storage) applyBatches(group []*batch) error {
 type storeBatch struct {
 	lb       lsm.Batch
 	events   *eventRuns // replay with recovery.ingest_event_log: e/ keys for lsm.Ingest
+	// skipEvents (replay with recovery.backfill_event_log): no e/ keys;
+	// seqs keeps the newest sequence number per topic of the frames
+	// skipped (the backfill writes their keys after Open).
+	skipEvents bool
+	seqs       topicSeqs
 	records  int
 	keyBuf   []byte
 	stateBuf []byte
@@ -145,6 +150,7 @@ const stateNodeOverheadBytes = 128
 func (sb *storeBatch) reset() {
 	sb.lb.Reset()
 	sb.records = 0
+	sb.seqs = sb.seqs[:0]
 	sb.state.reset()
 	if sb.events != nil {
 		sb.events.reset()
@@ -162,9 +168,13 @@ func (sb *storeBatch) add(typ uint16, lsn wal.LSN, payload []byte) error {
 	sb.records++
 	switch d.kind {
 	case recFrame:
-		sb.keyBuf = appendEventKey(sb.keyBuf[:0], d.topic, d.seq)
-		if sb.events == nil || !sb.events.add(d.topic, sb.keyBuf, d.frame) {
-			sb.lb.Set(sb.keyBuf, d.frame)
+		if sb.skipEvents {
+			sb.seqs.note(d.topic, d.seq)
+		} else {
+			sb.keyBuf = appendEventKey(sb.keyBuf[:0], d.topic, d.seq)
+			if sb.events == nil || !sb.events.add(d.topic, sb.keyBuf, d.frame) {
+				sb.lb.Set(sb.keyBuf, d.frame)
+			}
 		}
 		// Frames from the rings were verified before they were logged;
 		// the state accessors rely on that.
@@ -360,4 +370,40 @@ func ingestEvents(db *lsm.DB, e *eventRuns) error {
 		}
 	}
 	return nil
+}
+
+// topicSeqs is the newest sequence number seen per topic: a short list
+// (a replay holds few topics), searched linearly. No allocation once grown.
+type topicSeqs []topicSeq
+
+type topicSeq struct {
+	topic uint32
+	seq   uint64
+}
+
+// note records seq for topic if it is the newest seen.
+func (t *topicSeqs) note(topic uint32, seq uint64) {
+	s := *t
+	for i := range s {
+		if s[i].topic == topic {
+			s[i].seq = max(s[i].seq, seq)
+			return
+		}
+	}
+	*t = append(s, topicSeq{topic, seq})
+}
+
+// merge notes every entry of o.
+func (t *topicSeqs) merge(o topicSeqs) {
+	for _, e := range o {
+		t.note(e.topic, e.seq)
+	}
+}
+
+func (t topicSeqs) toMap() map[uint32]uint64 {
+	m := make(map[uint32]uint64, len(t))
+	for _, e := range t {
+		m[e.topic] = e.seq
+	}
+	return m
 }

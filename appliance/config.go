@@ -110,7 +110,8 @@ type CheckpointConfig struct {
 type RecoveryConfig struct {
 	ProgressIntervalMs int  `toml:"progress_interval_ms" doc:"time between progress lines of a long replay" unit:"ms" min:"10" max:"3600000"`
 	ReplayBatchRecords int  `toml:"replay_batch_records" doc:"WAL records applied to the LSM per batch during replay (a batch is cut earlier when it would take a quarter of lsm.memtable_size_bytes); larger batches coalesce more state updates and, with ingest_event_log, write larger event-log tables (a batch is then also cut at half of lsm.memtable_size_bytes of event-log keys)" unit:"records" min:"1" max:"1048576"`
-	IngestEventLog     bool `toml:"ingest_event_log" doc:"during replay, write each batch's event-log keys (e/, sorted per topic) straight into SSTables (lsm.Ingest) instead of inserting them into the memtable and flushing them later; state keys still go through the memtable" unit:"bool"`
+	IngestEventLog     bool `toml:"ingest_event_log" doc:"with backfill_event_log = false: during replay, write each batch's event-log keys (e/, sorted per topic) straight into SSTables (lsm.Ingest) instead of inserting them into the memtable and flushing them later; state keys still go through the memtable" unit:"bool"`
+	BackfillEventLog   bool `toml:"backfill_event_log" doc:"during replay apply only the state, quarantine and catalog keys, and rebuild the replayed range's event log (e/) from the WAL in the background after the node has started (lsm.Ingest); a marker file in node.data_dir keeps the WAL range until it is done and makes the next start finish it; GET /v1/events waits for a range not rebuilt yet; false writes the event log during the replay, before the node starts (see ingest_event_log)" unit:"bool"`
 }
 
 // LastValueConfig configures the last-value tenant (ticks → quotes).
@@ -206,7 +207,7 @@ func DefaultConfig() Config {
 			AdminQueueDepth: 64, QuarantineBurstMs: 1000,
 		},
 		Checkpoint: CheckpointConfig{IntervalMs: 60_000, WALBytes: 256 << 20},
-		Recovery:   RecoveryConfig{ProgressIntervalMs: 1000, ReplayBatchRecords: 262144, IngestEventLog: true},
+		Recovery:   RecoveryConfig{ProgressIntervalMs: 1000, ReplayBatchRecords: 262144, IngestEventLog: true, BackfillEventLog: true},
 		LastValue:  LastValueConfig{Enabled: true, Source: "ticks", Target: "quotes", CPU: -1, PollMaxFrames: 1024},
 		Users: UsersConfig{
 			Argon2Time: 1, Argon2MemoryKiB: 64 << 10, Argon2Threads: 2, SaltBytes: 16, HashBytes: 32,

@@ -2,7 +2,7 @@ package appliance
 
 import (
 	"bytes"
-	"fmt"
+	"context"
 	"io"
 	"os"
 	"path/filepath"
@@ -14,7 +14,8 @@ import (
 // after a crash (no checkpoint) the WAL is replayed, with the event log
 // ingested as tables (recovery.ingest_event_log) and through the memtable,
 // and the store then holds exactly the keys and values the live applier
-// wrote. A second crash right after the ingesting replay (its tables are in
+// wrote — with the event log rebuilt in the background after Open
+// (recovery.backfill_event_log), once that is done. A second crash right after the ingesting replay (its tables are in
 // the store, its LSNs not covered) replays the same records again over
 // them, with the same result.
 func TestReplayEqualsLiveApply(t *testing.T) {
@@ -42,22 +43,35 @@ func TestReplayEqualsLiveApply(t *testing.T) {
 	live := dumpStore(t, n)
 	crashNode(n)
 
-	for _, ingest := range []bool{true, false} {
-		t.Run(fmt.Sprintf("ingest=%v", ingest), func(t *testing.T) {
+	for _, mode := range []struct {
+		name             string
+		backfill, ingest bool
+	}{{"backfill", true, true}, {"ingest", false, true}, {"memtable", false, false}} {
+		t.Run(mode.name, func(t *testing.T) {
 			c := cfg
 			c.Node.DataDir = copyDataDir(t, cfg.Node.DataDir)
-			c.Recovery.IngestEventLog = ingest
+			c.Recovery.BackfillEventLog = mode.backfill
+			c.Recovery.IngestEventLog = mode.ingest
 			n2 := openNode(t, c)
 			if n2.recovery.ReplayedRecords < 12_000 {
 				t.Fatalf("replayed %d records, want at least 12000", n2.recovery.ReplayedRecords)
 			}
-			if ingested := n2.db.Metrics().Ingests; (ingested > 0) != ingest {
-				t.Fatalf("%d event-log tables ingested with recovery.ingest_event_log = %v", ingested, ingest)
+			if err := n2.WaitBackfill(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			if (n2.BackfillStatus() != nil) != mode.backfill {
+				t.Fatalf("backfill %+v with recovery.backfill_event_log = %v", n2.BackfillStatus(), mode.backfill)
+			}
+			if ingested := n2.db.Metrics().Ingests; (ingested > 0) != mode.ingest {
+				t.Fatalf("%d event-log tables ingested with recovery.ingest_event_log = %v", ingested, mode.ingest)
 			}
 			compareStores(t, "replay", live, dumpStore(t, n2))
 			n2.closeStores() // crash again before any checkpoint
 			n3 := openNode(t, c)
 			defer n3.closeStores()
+			if err := n3.WaitBackfill(context.Background()); err != nil {
+				t.Fatal(err)
+			}
 			compareStores(t, "second replay", live, dumpStore(t, n3))
 		})
 	}

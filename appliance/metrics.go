@@ -90,6 +90,9 @@ var (
 	descLVCUpdates     = prometheus.NewDesc("tapewire_lastvalue_updates_total", "Quotes written to the last-value topic.", nil, nil)
 	descLVCLost        = prometheus.NewDesc("tapewire_lastvalue_lost_frames_total", "Source frames the last-value tenant missed (it reads without gating the publisher).", nil, nil)
 	descLVCSkipped     = prometheus.NewDesc("tapewire_lastvalue_skipped_frames_total", "Source frames that were not usable ticks (other types, malformed, too large).", nil, nil)
+	descBackfillDone   = prometheus.NewDesc("tapewire_recovery_backfill_records_total", "WAL records whose event-log keys the background backfill after the last start has written.", nil, nil)
+	descBackfillLeft   = prometheus.NewDesc("tapewire_recovery_backfill_pending_records", "WAL records whose event-log keys the backfill has still to write (0 once it is done; stays above 0 if it failed or was stopped).", nil, nil)
+	descBackfillUp     = prometheus.NewDesc("tapewire_recovery_backfill_running", "1 while the event-log backfill after the last start runs.", nil, nil)
 	descStorageUp      = prometheus.NewDesc("tapewire_storage_up", "1 while the storage tenant runs without a fatal error.", nil, nil)
 )
 
@@ -135,6 +138,15 @@ func (c *nodeCollector) Collect(ch chan<- prometheus.Metric) {
 		gauge(descStorageUp, up)
 		counter(descWALAppends, float64(n.met.walAppends.Load()))
 		gauge(descLSMApplied, float64(s.appliedLSN.Load()))
+	}
+	if b := n.BackfillStatus(); b != nil {
+		counter(descBackfillDone, float64(b.Records))
+		gauge(descBackfillLeft, float64(b.TotalRecords-b.Records))
+		running := 0.0
+		if b.State == "running" {
+			running = 1
+		}
+		gauge(descBackfillUp, running)
 	}
 	for name, seq := range n.lastSeqSnapshot() {
 		gauge(descLastSeq, float64(seq), name)

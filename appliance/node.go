@@ -48,6 +48,9 @@ type Node struct {
 
 	catalog  map[string]uint32 // topic name → id
 	recovery RecoveryReport
+	// bf is the event-log backfill Open prepared (nil: none); its fields
+	// but the atomics and the channels are fixed once Open returns.
+	bf *backfill
 
 	ckptMu      sync.Mutex
 	lastCkpt    atomic.Pointer[CheckpointResult]
@@ -72,6 +75,12 @@ type RecoveryReport struct {
 	ReplayedRecords int64             `json:"replayed_records"`
 	ReplayedBytes   int64             `json:"replayed_bytes"`
 	ReplayDuration  time.Duration     `json:"replay_duration_ns"`
+	// ResumedBackfill: records whose event log a backfill of the previous
+	// process left unfinished, rebuilt in Open before the replay.
+	ResumedBackfill uint64 `json:"resumed_backfill_records,omitempty"`
+	// EventLogBackfill: the background rebuild of the replayed range's
+	// event log (recovery.backfill_event_log), filled in by Status.
+	EventLogBackfill *BackfillStatus `json:"event_log_backfill,omitempty"`
 	CreatedTopics   []string          `json:"created_topics,omitempty"`
 	ResumedTopics   map[string]uint64 `json:"resumed_topics,omitempty"` // topic → durable position resumed from
 	Duration        time.Duration     `json:"duration_ns"`
@@ -114,6 +123,7 @@ func Open(cfg Config, opts Options) (*Node, error) {
 		return nil, err
 	}
 	n.recovery.Duration = time.Since(start)
+	n.startBackfill()
 	return n, nil
 }
 
@@ -178,6 +188,9 @@ func (n *Node) walOptions() wal.Options {
 	c := n.cfg.WAL
 	return wal.Options{
 		FS: n.fs, SegmentSizeBytes: c.SegmentSizeBytes, MaxGroupBytes: c.MaxGroupBytes,
+		// The replay reads every record from the store's covered LSN on
+		// and verifies the frames as it goes (one read of the log).
+		DeferSealedVerification: true,
 		MaxInFlightFrames: c.MaxInFlightFrames, PipelineFillBytes: c.PipelineFillBytes,
 		MaxWaiters: c.MaxWaiters, PreparedSegments: c.PreparedSegments, RecycledSegments: max(c.RecycledSegments, -1),
 		Notify: func(lsn wal.LSN, err error) { n.storage.notify(lsn, err) },
@@ -278,6 +291,14 @@ func (n *Node) lastStoredSeq(id uint32) (uint64, bool, error) {
 		it.Close()
 		if err != nil {
 			return 0, false, err
+		}
+	}
+	// Frames whose e/ keys the backfill writes after Open count as
+	// stored: sequence numbers continue after them, duplicates of them
+	// are skipped.
+	if n.bf != nil {
+		if seq, ok := n.bf.maxSeq[id]; ok && (!found || seq > best) {
+			best, found = seq, true
 		}
 	}
 	return best, found, nil

@@ -65,7 +65,39 @@ func (n *Node) replay() error {
 	if covered+1 < uint64(rep.FirstLSN) {
 		return fmt.Errorf("recovery: the WAL in %s starts at LSN %d but the store covers only up to %d: records %d..%d are missing", n.cfg.walDir(), rep.FirstLSN, covered, covered+1, rep.FirstLSN-1)
 	}
+	// A backfill the previous process did not finish (backfill.go): the
+	// event log of [from, covered] is rebuilt now, before anything else.
+	markerPath := n.backfillMarkerPath()
+	pendFrom, pending, err := readBackfillMarker(n.storeFS, markerPath)
+	if err != nil {
+		return fmt.Errorf("recovery: %w", err)
+	}
+	if pending && pendFrom <= covered {
+		if pendFrom < uint64(rep.FirstLSN) {
+			return fmt.Errorf("recovery: %s says the event log from WAL LSN %d is still to be rebuilt, but the WAL in %s starts at LSN %d", markerPath, pendFrom, n.cfg.walDir(), rep.FirstLSN)
+		}
+		start := time.Now()
+		n.logf("recovery: the previous process did not finish rebuilding the event log of WAL LSN %d..%d; rebuilding it now", pendFrom, covered)
+		if err := n.rebuildEventLog(wal.LSN(pendFrom), wal.LSN(covered), nil, nil); err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+		n.recovery.ResumedBackfill = covered - pendFrom + 1
+		n.logf("recovery: event log of WAL LSN %d..%d rebuilt in %v", pendFrom, covered, time.Since(start).Round(time.Millisecond))
+	}
 	total := int64(last - covered)
+	backfillMode := n.cfg.Recovery.BackfillEventLog && total > 0
+	switch {
+	case backfillMode:
+		// Durable before anything is applied, so before any flush can
+		// cover a replayed LSN whose e/ key is not in a table.
+		if err := writeBackfillMarker(n.storeFS, markerPath, covered+1); err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+	case pending:
+		if err := removeBackfillMarker(n.storeFS, markerPath); err != nil {
+			return fmt.Errorf("recovery: %w", err)
+		}
+	}
 	if total == 0 {
 		return nil
 	}
@@ -77,9 +109,14 @@ func (n *Node) replay() error {
 	start := time.Now()
 	interval := time.Duration(n.cfg.Recovery.ProgressIntervalMs) * time.Millisecond
 	nextReport := start.Add(interval)
-	n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
+	if backfillMode {
+		n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store's state; their event log is rebuilt after Open returns", covered+1, last, total)
+	} else {
+		n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
+	}
+	var seen topicSeqs // newest sequence number per topic among the frames skipped for the backfill
 
-	ingest := n.cfg.Recovery.IngestEventLog
+	ingest := n.cfg.Recovery.IngestEventLog && !backfillMode
 	buffers := replayBuffers
 	ingestBytes := uint64(n.cfg.LSM.MemTableSizeBytes)
 	if ingest {
@@ -95,6 +132,7 @@ func (n *Node) replay() error {
 		if ingest {
 			g.sb.events = &eventRuns{budgetBytes: int(ingestBytes)}
 		}
+		g.sb.skipEvents = backfillMode
 		free <- g
 	}
 	stop := make(chan struct{})
@@ -131,6 +169,7 @@ func (n *Node) replay() error {
 			if first == nil {
 				done += g.records
 				bytes += g.bytes
+				seen.merge(g.sb.seqs)
 			}
 			free <- g // even after a failure: the reader must not wait for it
 			if first != nil {
@@ -177,6 +216,10 @@ func (n *Node) replay() error {
 	}
 	n.recovery.ReplayedRecords, n.recovery.ReplayedBytes = done, bytes
 	n.recovery.ReplayDuration = time.Since(start)
+	if backfillMode {
+		n.bf = &backfill{from: wal.LSN(covered + 1), through: wal.LSN(last), total: total,
+			maxSeq: seen.toMap(), stop: make(chan struct{}), done: make(chan struct{})}
+	}
 	m := n.db.Metrics()
 	n.logf("recovery: replayed %s; store: %d event-log tables ingested (%v), %d flushes (%v), writes stalled %v waiting for them",
 		replayProgress(done, done, bytes, time.Since(start)), m.Ingests, m.IngestDuration.Round(time.Millisecond),

@@ -98,6 +98,9 @@ func (n *Node) Stop() {
 		}
 		<-s.applied
 		n.wg.Wait()
+		// A backfill still running gets the drain timeout to finish;
+		// then it stops and the next start finishes it.
+		n.stopBackfill(timeout)
 		if s.Err() == nil {
 			if _, err := n.Checkpoint(); err != nil {
 				n.logf("shutdown: final checkpoint: %v", err)
@@ -132,6 +135,7 @@ func (n *Node) storageErr() error {
 
 // closeStores closes the subscriptions, the WAL and the store.
 func (n *Node) closeStores() {
+	n.stopBackfill(0)
 	if n.storage != nil {
 		for _, t := range n.storage.topics {
 			t.sub.Close()
@@ -177,9 +181,14 @@ func (n *Node) Checkpoint() (CheckpointResult, error) {
 		return CheckpointResult{}, fmt.Errorf("checkpoint: flush memtables: %w", err)
 	}
 	covered := n.db.CoveredLSN()
-	if covered > 0 {
-		if err := n.wal.TruncateBefore(wal.LSN(covered + 1)); err != nil {
-			return CheckpointResult{}, fmt.Errorf("checkpoint: truncate WAL before LSN %d: %w", covered+1, err)
+	// Keep what a pending event-log backfill still reads (backfill.go).
+	keep := wal.LSN(covered + 1)
+	if from := n.backfillPendingFrom(); from > 0 && from < keep {
+		keep = from
+	}
+	if keep > 1 {
+		if err := n.wal.TruncateBefore(keep); err != nil {
+			return CheckpointResult{}, fmt.Errorf("checkpoint: truncate WAL before LSN %d: %w", keep, err)
 		}
 	}
 	n.ckptID++

@@ -88,6 +88,7 @@ func (n *Node) Status() Status {
 		CPUPlan:  n.cpuPlan(),
 		Recovery: n.recovery,
 	}
+	st.Recovery.EventLogBackfill = n.BackfillStatus()
 	if o, err := n.cfg.shmOptions(nil); err == nil {
 		st.Node.Shm = o.Dir()
 	}
