@@ -112,18 +112,18 @@ func (s *storage) applyBatches(group []*batch) error {
 // update of each state key in the batch is written (stateCoalescer). One
 // per goroutine; reused from batch to batch.
 type storeBatch struct {
-	lb       lsm.Batch
-	events   *eventRuns // replay with recovery.ingest_event_log: e/ keys for lsm.Ingest
+	lb     lsm.Batch
+	events *eventRuns // replay with recovery.ingest_event_log: e/ keys for lsm.Ingest
 	// skipEvents (replay with recovery.backfill_event_log): no e/ keys;
 	// seqs keeps the newest sequence number per topic of the frames
 	// skipped (the backfill writes their keys after Open).
 	skipEvents bool
 	seqs       topicSeqs
-	records  int
-	keyBuf   []byte
-	stateBuf []byte
-	extract  stateExtractor
-	state    stateCoalescer
+	records    int
+	keyBuf     []byte
+	stateBuf   []byte
+	extract    stateExtractor
+	state      stateCoalescer
 }
 
 // memBytes bounds the memtable space the batch will take once the state

@@ -248,7 +248,7 @@ func (n *Node) startBackfill() {
 		return
 	}
 	b.openReturned = time.Now()
-	n.logf("recovery: Open returned; the event log of WAL LSN %d..%d (%d records) is being rebuilt in the background (/v1/events waits for ranges not yet rebuilt)", b.from, b.through, b.total)
+	n.logf("recovery: Open returned after %v; the event log of WAL LSN %d..%d (%d records) is being rebuilt in the background (/v1/events waits for ranges not yet rebuilt)", n.recovery.Duration.Round(time.Millisecond), b.from, b.through, b.total)
 	go func() {
 		err := n.rebuildEventLog(b.from, b.through, b.stop, b)
 		if err == nil {

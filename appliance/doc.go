@@ -89,31 +89,65 @@
 //
 //  1. Open the LSM (ExternalLog durability): its manifest gives the WAL LSN
 //     its SSTables cover.
-//  2. Open the WAL (its own torn-tail/corruption decision table). A WAL
-//     that ends before the covered LSN, or starts after it, is refused with
-//     an error naming both LSNs.
-//  3. Replay the WAL from covered+1 into the LSM in groups of
+//
+//  2. Open the WAL (its own torn-tail/corruption decision table) with
+//     wal.Options.DeferSealedVerification: it scans only the tail (the
+//     segments a torn write can touch) and takes the sealed segments
+//     before it from their headers; the replay's Reader verifies their
+//     frames as it reads them, so the log is read once. Damage there
+//     fails Open with the WAL's *CorruptionError (segment and offset)
+//     before the node has accepted anything. A WAL that ends before the
+//     covered LSN, or starts after it, is refused with an error naming
+//     both LSNs.
+//
+//  3. If the event-log backfill marker (backfill.go) survives from a
+//     previous process and says from ≤ covered, rebuild the event log of
+//     WAL LSNs [from, covered] now (only after a crash or stop during a
+//     backfill).
+//
+//  4. Replay the WAL from covered+1 into the LSM in groups of
 //     recovery.replay_batch_records records (cut at a quarter of a
 //     memtable of state, or half a memtable of event-log keys), built like
 //     the applier's batches (the same keys and state coalescing, so
 //     replayed state equals applied state), printing progress (records,
 //     MiB, rate, ETA) every recovery.progress_interval_ms. A reader
 //     goroutine reads and builds the next group while the store takes the
-//     last (replay.go). With recovery.ingest_event_log (the default) each
-//     group's e/ keys, sorted per topic, are written straight into
-//     SSTables (lsm.Ingest: no memtable insert, no later flush), two groups
-//     at a time; the group's other keys are applied with ApplyAt only
-//     after its tables are in the manifest, so no flush can cover an LSN
-//     whose event is not in a table. Ingest records no LSN: a crash before
-//     the next checkpoint replays those records again, and the newer copy
-//     of each key shadows the ingested one (the same bytes).
-//  4. Register missing topics in the catalog (WAL + LSM).
-//  5. For every log topic: if its segment is missing (host reboot), create
+//     last (replay.go).
+//
+//     With recovery.backfill_event_log (the default) the replay applies
+//     only the state, quarantine and catalog keys: the marker
+//     (<data_dir>/EVENTLOG-BACKFILL, from = covered+1) is made durable
+//     first, and once Open has returned a backfill rebuilds the range's
+//     event log (e/) from the WAL in the background, straight into
+//     SSTables (lsm.Ingest), and removes the marker when its tables are
+//     in the manifest. Until then checkpoints keep the WAL from the
+//     marker's LSN, GET /v1/events waits (or answers 503 with
+//     Retry-After) for a topic range not yet rebuilt, sequence numbers
+//     continue after the newest the replay saw, and /v1/status
+//     (recovery.event_log_backfill) and /metrics
+//     (tapewire_recovery_backfill_*) show the progress. Restart time is
+//     then one read of the WAL plus the state; the event log's writing,
+//     most of the bytes, comes after.
+//
+//     With backfill_event_log = false the replay writes the event log
+//     before Open returns: with recovery.ingest_event_log each group's e/
+//     keys, sorted per topic, are written straight into SSTables
+//     (lsm.Ingest: no memtable insert, no later flush), two groups at a
+//     time; the group's other keys are applied with ApplyAt only after
+//     its tables are in the manifest, so no flush can cover an LSN whose
+//     event is not in a table. Ingest records no LSN: a crash before the
+//     next checkpoint replays those records again, and the newer copy of
+//     each key shadows the ingested one (the same bytes).
+//
+//  5. Register missing topics in the catalog (WAL + LSM).
+//
+//  6. For every log topic: if its segment is missing (host reboot), create
 //     it with its next sequence number set to the newest stored sequence
 //     + 1 (ring.LogConfig.FirstSeq), so a topic's sequence numbers never
 //     go backwards. A ring whose next sequence number is below the store's
 //     is refused.
-//  6. Attach the storage tenant to every durable topic at the ring's durable
+//
+//  7. Attach the storage tenant to every durable topic at the ring's durable
 //     position. Frames already stored (the previous process made them
 //     durable in the WAL but died before advancing the ring) are skipped by
 //     sequence number and counted as duplicates; if the durable position is
@@ -125,7 +159,8 @@
 // checkpoint.wal_bytes, on POST /v1/checkpoint and at a graceful stop) wait
 // (at most 2 s) until the applier has applied what was durable, flush the
 // memtables, read the covered LSN from the store and truncate the WAL
-// before it, which bounds the next replay.
+// before it (or before a pending backfill's first LSN, if lower), which
+// bounds the next replay.
 //
 // # Tenants and the CPU plan
 //
@@ -174,7 +209,10 @@
 //
 // Reads wait (at most 2 s) until the store has applied everything the WAL
 // had made durable when the request arrived, so an event a producer saw
-// durable is readable. Errors are JSON {"error": "..."} naming the input
+// durable is readable. After a restart, /v1/events for a topic range the
+// event-log backfill has not rebuilt yet waits for it (at most 10 s, or
+// the request's own deadline) and then answers 503 with Retry-After: 1
+// and an error saying how far the backfill is, never a gap. Errors are JSON {"error": "..."} naming the input
 // and the limit. With admin.token_file every request but /healthz needs
 // "Authorization: Bearer <token>".
 //
@@ -187,7 +225,12 @@
 // applier returns them through another (both hold storage.batch_buffers
 // batches, so neither send blocks). The applier alone owns the LSM batch it
 // builds (storage.build); during Open the replay's reader goroutine owns
-// the groups it fills until it sends them, and Open waits for it to end. Counters the API reads are atomics.
+// the groups it fills until it sends them, and Open waits for it to end.
+// The event-log backfill runs in goroutines of its own (a reader and the
+// ingesting loop) that write only e/ keys below every live one of their
+// topic; Stop gives it shutdown.drain_timeout_ms to finish, then it and
+// Close stop it (the marker stays: the next start finishes it). Counters
+// the API reads are atomics.
 // Appliance events (users) enter through a bounded queue
 // (storage.admin_queue_depth) and their callers wait until the event is
 // applied. The WAL's Notify runs on the WAL's commit path and only bumps

@@ -70,20 +70,20 @@ type Node struct {
 
 // RecoveryReport says what Open found and did.
 type RecoveryReport struct {
-	WALVerdict      string            `json:"wal_verdict"`
-	CoveredLSN      uint64            `json:"covered_lsn"`
-	ReplayedRecords int64             `json:"replayed_records"`
-	ReplayedBytes   int64             `json:"replayed_bytes"`
-	ReplayDuration  time.Duration     `json:"replay_duration_ns"`
+	WALVerdict      string        `json:"wal_verdict"`
+	CoveredLSN      uint64        `json:"covered_lsn"`
+	ReplayedRecords int64         `json:"replayed_records"`
+	ReplayedBytes   int64         `json:"replayed_bytes"`
+	ReplayDuration  time.Duration `json:"replay_duration_ns"`
 	// ResumedBackfill: records whose event log a backfill of the previous
 	// process left unfinished, rebuilt in Open before the replay.
 	ResumedBackfill uint64 `json:"resumed_backfill_records,omitempty"`
 	// EventLogBackfill: the background rebuild of the replayed range's
 	// event log (recovery.backfill_event_log), filled in by Status.
-	EventLogBackfill *BackfillStatus `json:"event_log_backfill,omitempty"`
-	CreatedTopics   []string          `json:"created_topics,omitempty"`
-	ResumedTopics   map[string]uint64 `json:"resumed_topics,omitempty"` // topic → durable position resumed from
-	Duration        time.Duration     `json:"duration_ns"`
+	EventLogBackfill *BackfillStatus   `json:"event_log_backfill,omitempty"`
+	CreatedTopics    []string          `json:"created_topics,omitempty"`
+	ResumedTopics    map[string]uint64 `json:"resumed_topics,omitempty"` // topic → durable position resumed from
+	Duration         time.Duration     `json:"duration_ns"`
 }
 
 func (n *Node) logf(format string, args ...any) {
@@ -119,6 +119,11 @@ func Open(cfg Config, opts Options) (*Node, error) {
 	// times only O_DSYNC writes, which the store never makes).
 	n.storeFS = base
 	if err := n.open(); err != nil {
+		if n.wal != nil && wal.IsCorruption(err) {
+			// Damage the replay's reader found in a segment Open did not
+			// scan: leave the log as it is (no close frame).
+			n.wal.Fail(err)
+		}
 		n.closeStores()
 		return nil, err
 	}
@@ -191,7 +196,7 @@ func (n *Node) walOptions() wal.Options {
 		// The replay reads every record from the store's covered LSN on
 		// and verifies the frames as it goes (one read of the log).
 		DeferSealedVerification: true,
-		MaxInFlightFrames: c.MaxInFlightFrames, PipelineFillBytes: c.PipelineFillBytes,
+		MaxInFlightFrames:       c.MaxInFlightFrames, PipelineFillBytes: c.PipelineFillBytes,
 		MaxWaiters: c.MaxWaiters, PreparedSegments: c.PreparedSegments, RecycledSegments: max(c.RecycledSegments, -1),
 		Notify: func(lsn wal.LSN, err error) { n.storage.notify(lsn, err) },
 		Logf:   n.logf,

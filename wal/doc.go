@@ -154,7 +154,8 @@
 //
 // # Recovery
 //
-// Open (and Inspect, which changes nothing) scans every segment: every
+// Open (and Inspect, which changes nothing) scans every segment (but see
+// deferred verification below): every
 // block that can start a frame is checked (magic, segment id, length, CRC).
 // The recovered log is the longest chain of valid frames from the oldest
 // segment's header onward in which each frame sits right after the
@@ -201,6 +202,29 @@
 // covers the whole log. What no format can do: tell damage to the last few
 // frames of a crashed log (at most MaxInFlightFrames, none acknowledged
 // later) from a torn write.
+//
+// Deferred verification (Options.DeferSealedVerification, the
+// appliance's choice): reading a whole log at Open and again in the
+// owner's replay costs two reads of it, so Open may scan only the tail.
+// It reads every segment's header (one block each), then scans segments
+// in full from the newest backwards until the older ones are all sealed —
+// valid headers of this log, consecutive ids, each successor starting at
+// a higher LSN, full size — and every LSN in them is at or below the
+// highest durable-through promise of a valid frame of this log in the
+// scanned ones. Those older segments are taken to hold exactly LSNs
+// FirstLSN(i) .. FirstLSN(i+1)-1 (Report.DeferredSegments,
+// SegmentInfo.Deferred). No torn write can be there (every record was
+// acknowledged), so damage there is corruption by row 2 of the table, and
+// the Reader that reaches it returns the *CorruptionError (segment,
+// offset; no valid frame with the next LSN where it should be, or a bad
+// record in a frame). The verdict on the tail is the one the full scan
+// gives (TestDeferredVerificationSweep damages every sector of a log and
+// checks both decide alike; the crash tests check every crash state). Not
+// examined: blocks of a sealed segment after its last frame, which no
+// Reader reads either; and segments no Reader reads at all (before the
+// owner's replay start) — Inspect (`appliance wal verify`) reads
+// everything. An owner that refuses to start on such an error calls Fail
+// before Close, so no close frame is written.
 //
 // Torn tail: Open zeroes the valid frames found after the end in the end
 // segment (never acknowledged; zeroing keeps any later recovery from seeing

@@ -784,6 +784,17 @@ func (l *Log) maybeCloseSegmentLocked(s *segment) {
 
 // failLocked makes err fatal: no more appends, every waiter gets it. An
 // fsync or write is never retried (the kernel may have dropped the data).
+// Fail makes the log refuse every later append, as after a write error,
+// so that Close writes no close frame: for an owner that found the log
+// damaged through a Reader (Options.DeferSealedVerification) and refuses
+// to start, leaving the log's data as it found it. err becomes the cause
+// of the failure every later call reports.
+func (l *Log) Fail(err error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.failLocked(err)
+}
+
 func (l *Log) failLocked(err error) {
 	if l.fatal != nil {
 		return

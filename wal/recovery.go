@@ -80,14 +80,14 @@ type Report struct {
 	ProblemOffset  int64  `json:"problem_offset,omitempty"`
 	Problem        string `json:"problem,omitempty"`
 
-	Frames   int64         `json:"frames"`
-	Records  int64         `json:"records"`
-	Bytes    int64         `json:"bytes_scanned"`
+	Frames  int64 `json:"frames"`
+	Records int64 `json:"records"`
+	Bytes   int64 `json:"bytes_scanned"`
 	// DeferredSegments is how many segments were not scanned
 	// (Options.DeferSealedVerification): their frames are verified by the
 	// Readers that read them. Frames counts only scanned segments.
-	DeferredSegments int `json:"deferred_segments,omitempty"`
-	Segments []SegmentInfo `json:"segments"`
+	DeferredSegments int           `json:"deferred_segments,omitempty"`
+	Segments         []SegmentInfo `json:"segments"`
 
 	uuid     [16]byte
 	scans    []*segScan
