@@ -22,6 +22,9 @@ const (
 	childConfigEnv = "TAPEWIRE_APPLIANCE_TEST_CONFIG" // node: config file; loadgen: JSON of LoadGenConfig
 	childOutEnv    = "TAPEWIRE_APPLIANCE_TEST_OUT"    // node: file receiving the admin address; loadgen: stats JSON
 	childAckedEnv  = "TAPEWIRE_APPLIANCE_TEST_ACKED"  // loadgen: acked log
+	// node: when set, the event-log backfill stops after its first group
+	// until the node stops (fault injection: a kill lands in the middle).
+	childHoldBackfillEnv = "TAPEWIRE_APPLIANCE_TEST_HOLD_BACKFILL"
 )
 
 func runChildRole(role string) int {
@@ -46,6 +49,9 @@ func childNode() error {
 	cfg, err := LoadConfig(os.Getenv(childConfigEnv))
 	if err != nil {
 		return err
+	}
+	if os.Getenv(childHoldBackfillEnv) != "" {
+		backfillGroupHook = func(_ int, stop <-chan struct{}) { <-stop }
 	}
 	n, err := Open(cfg, Options{Log: os.Stderr})
 	if err != nil {
