@@ -5,7 +5,7 @@ import (
 	"errors"
 	"fmt"
 
-	"github.com/tapewire/tapewire/lsm/internal/arenaskl"
+	"github.com/tapewire/tapewire/lsm/internal/arenabt"
 	"github.com/tapewire/tapewire/lsm/internal/base"
 )
 
@@ -44,7 +44,7 @@ func (b *Batch) Set(key, value []byte) {
 	b.data = append(b.data, key...)
 	b.data = binary.AppendUvarint(b.data, uint64(len(value)))
 	b.data = append(b.data, value...)
-	b.memBytes += arenaskl.MaxNodeSize(len(key)+base.TrailerLen, len(value))
+	b.memBytes += arenabt.MaxNodeSize(len(key)+base.TrailerLen, len(value))
 	b.setCount(b.Count() + 1)
 }
 
@@ -54,7 +54,7 @@ func (b *Batch) Delete(key []byte) {
 	b.data = append(b.data, byte(base.KindDelete))
 	b.data = binary.AppendUvarint(b.data, uint64(len(key)))
 	b.data = append(b.data, key...)
-	b.memBytes += arenaskl.MaxNodeSize(len(key)+base.TrailerLen, 0)
+	b.memBytes += arenabt.MaxNodeSize(len(key)+base.TrailerLen, 0)
 	b.setCount(b.Count() + 1)
 }
 

@@ -4,14 +4,14 @@
 //
 // # Shape
 //
-//	writes ──► commit pipeline ──► memtable (arena skiplist, 64 MiB)
+//	writes ──► commit pipeline ──► memtable (arena B+tree, 64 MiB)
 //	             │ seqnums, log                │ full: rotate
 //	             ▼                             ▼
 //	        wal.Log (Standalone)      immutable queue (≤ 2) ──flush──► L0
 //	        or caller's log (ExternalLog)                              │
 //	                                          leveled compaction  L1 … L6
 //
-// Packages: lsm/internal/base (internal keys), lsm/internal/arenaskl
+// Packages: lsm/internal/base (internal keys), lsm/internal/arenabt
 // (memtable index), lsm/bloom (filters), lsm/sstable (table format),
 // lsm/internal/record and lsm/internal/manifest (manifest log, versions),
 // lsm/internal/compact (picking and survivor rules). Each documents its own
@@ -37,7 +37,8 @@
 // log's LSN order therefore equals sequence order) and a reservation of
 // worst-case arena space in the mutable memtable, so it can never fail half
 // applied. Outside the mutex it waits for durability if asked (Sync), inserts
-// into the lock-free skiplist, and is published: the visible sequence number
+// into the memtable's B+tree (writers serialize on the tree's own mutex for
+// the ~100-300 ns of each insert; readers never lock), and is published: the visible sequence number
 // advances over batches in order, so a reader never sees a batch without every
 // batch before it, and a writer returns only once its batch is visible.
 //
@@ -133,10 +134,10 @@
 //	                    │ move        │ move       │ merges with older s/ tables
 //	   L6: [e/1/0-99][e/1/100-199] [e/2/0-39][e/2/40-79]     (never rewritten)
 //
-// Inserts use the same ids: a Batch caches the memtable splice of its last
-// insert per partition lane (16 lanes, by a hash of the id), so a batch
-// that interleaves topics and state keys still appends each topic's keys
-// without searching the skiplist. Correctness never depends on Partition;
+// Inserts use the same ids: a Batch keeps a memtable finger (the leaf of its
+// last insert) per partition lane (16 lanes, by a hash of the id), so a
+// batch that interleaves topics and state keys still appends each topic's
+// keys without descending the tree. Correctness never depends on Partition;
 // a function that is not monotonic only cuts more tables. Since a table
 // holds one partition, BloomBitsPerKeyFor can size filters per partition
 // from a table's first key: none for an event log that is only scanned.

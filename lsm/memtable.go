@@ -5,17 +5,19 @@ import (
 	"runtime"
 	"sync/atomic"
 
-	"github.com/tapewire/tapewire/lsm/internal/arenaskl"
+	"github.com/tapewire/tapewire/lsm/internal/arenabt"
 	"github.com/tapewire/tapewire/lsm/internal/base"
 )
 
-// memTable is one arena skiplist plus the bookkeeping of its life: writers
+// memTable is one arena B+tree plus the bookkeeping of its life: writers
 // reserve arena space under the commit mutex (so a batch never fails half
 // applied), apply without locks, and the flush waits until every writer that
 // reserved space has finished.
 type memTable struct {
-	skl   *arenaskl.Skiplist
-	arena *arenaskl.Arena
+	// skl is the index (named for the skiplist it replaced; read.go and
+	// iterator.go use the name).
+	skl   *arenabt.Tree
+	arena *arenabt.Arena
 
 	// Guarded by DB.commitMu.
 	reserved uint64
@@ -33,18 +35,26 @@ type memTable struct {
 	recycle func([]byte)
 }
 
+// memTableOverheadBytes is the part of a memtable's arena no batch can
+// reserve: the index's fixed slack plus room for the empty tree (its root
+// leaf and alignment).
+const memTableOverheadBytes = arenabt.FixedOverhead + 1024
+
 // newMemTable builds a memtable over buf (possibly recycled, see
 // memTable.refs); recycle receives buf back when the memtable dies.
 func newMemTable(buf []byte, recycle func([]byte)) (*memTable, error) {
-	arena, err := arenaskl.NewArena(buf)
+	arena, err := arenabt.NewArena(buf)
 	if err != nil {
 		return nil, err
 	}
-	skl, err := arenaskl.New(arena)
+	index, err := arenabt.New(arena)
 	if err != nil {
 		return nil, err
 	}
-	m := &memTable{skl: skl, arena: arena, reserved: arena.Size(), buf: buf, recycle: recycle}
+	// Reservations start above the empty tree and the index's fixed slack,
+	// so entries reserved at arenabt.MaxNodeSize each always fit (the bound
+	// is proved in arenabt's doc.go).
+	m := &memTable{skl: index, arena: arena, reserved: arena.Size() + arenabt.FixedOverhead, buf: buf, recycle: recycle}
 	m.refs.Store(1)
 	return m, nil
 }
@@ -73,7 +83,7 @@ func (m *memTable) tryReserve(n uint64) bool {
 }
 
 // apply inserts the batch's entries with consecutive sequence numbers from
-// seq, each through the cached splice of its partition (st.inserterFor).
+// seq, each through the finger of its partition (st.inserterFor).
 // Hot path: no allocation (st is the caller's working memory).
 func (m *memTable) apply(data []byte, seq base.SeqNum, st *batchState, partition func([]byte) uint64) error {
 	r, err := newBatchReader(data)
@@ -109,9 +119,9 @@ func (m *memTable) waitWriters() {
 
 func (m *memTable) empty() bool { return m.skl.Empty() }
 
-// memIter adapts an arenaskl.Iterator to base.InternalIterator.
+// memIter adapts an arenabt.Iterator to base.InternalIterator.
 type memIter struct {
-	it arenaskl.Iterator
+	it arenabt.Iterator
 }
 
 func (m *memTable) newIter() *memIter {

@@ -3,7 +3,7 @@ package lsm
 import (
 	"fmt"
 
-	"github.com/tapewire/tapewire/lsm/internal/arenaskl"
+	"github.com/tapewire/tapewire/lsm/internal/arenabt"
 	"github.com/tapewire/tapewire/vfs"
 	"github.com/tapewire/tapewire/wal"
 )
@@ -117,7 +117,7 @@ type Options struct {
 // Limits of Options.
 const (
 	minMemTableSizeBytes = 64 << 10
-	maxMemTableSizeBytes = arenaskl.MaxArenaSize
+	maxMemTableSizeBytes = arenabt.MaxArenaSize
 )
 
 func (o Options) withDefaults() (Options, error) {

@@ -7,7 +7,7 @@ import (
 	"sort"
 	"testing"
 
-	"github.com/tapewire/tapewire/lsm/internal/arenaskl"
+	"github.com/tapewire/tapewire/lsm/internal/arenabt"
 	"github.com/tapewire/tapewire/lsm/internal/compact"
 	"github.com/tapewire/tapewire/lsm/internal/manifest"
 	"github.com/tapewire/tapewire/vfs"
@@ -220,7 +220,7 @@ func TestPartitionLanesSkipSearches(t *testing.T) {
 		}
 		var eventSearches uint64
 		if partitioned {
-			seen := map[*arenaskl.Inserter]bool{}
+			seen := map[*arenabt.Inserter]bool{}
 			for topic := 1; topic <= 3; topic++ {
 				ins := b.st.inserterFor(o.Partition, eventKey(topic, 0))
 				if seen[ins] {

@@ -9,7 +9,7 @@ import (
 	"sync"
 	"time"
 
-	"github.com/tapewire/tapewire/lsm/internal/arenaskl"
+	"github.com/tapewire/tapewire/lsm/internal/arenabt"
 	"github.com/tapewire/tapewire/lsm/internal/base"
 	"github.com/tapewire/tapewire/wal"
 )
@@ -40,30 +40,30 @@ type batchState struct {
 	commit  commitEntry
 	ikeyBuf []byte
 	rec     [1]wal.Record
-	// ins caches the memtable splice of the batch's last insert: a Batch
+	// ins is the memtable finger of the batch's last insert: a Batch
 	// reused for time-ordered keys inserts without searching. With
 	// Options.Partition, lanes (allocated on the first such commit) holds
 	// one per partition instead.
-	ins   arenaskl.Inserter
+	ins   arenabt.Inserter
 	lanes *insertLanes
 }
 
-// insertLanes caches memtable splices, one per lane: a batch inserts each
+// insertLanes holds memtable fingers, one per lane: a batch inserts each
 // key through the lane of its partition (Options.Partition), so keys that
-// increase within their partition — each topic's event log — link right
-// after the previous insert of the same partition without a search, even
+// increase within their partition — each topic's event log — go into the
+// leaf of the previous insert of the same partition without a descent, even
 // when a batch interleaves partitions (an event key, then a state key).
-// Partitions whose ids hash to the same lane share it; that costs a search
-// when they alternate, never a wrong insert (an Inserter checks its splice
+// Partitions whose ids hash to the same lane share it; that costs a descent
+// when they alternate, never a wrong insert (an Inserter checks its finger
 // before using it).
-type insertLanes [insertLaneCount]arenaskl.Inserter
+type insertLanes [insertLaneCount]arenabt.Inserter
 
-// insertLaneCount is the number of cached splices per batch (a power of
+// insertLaneCount is the number of fingers per batch (a power of
 // two): partitions written in the same batches should rarely share one.
 const insertLaneCount = 16
 
-// inserterFor returns the cached splice for ukey's partition. Hot path.
-func (st *batchState) inserterFor(partition func([]byte) uint64, ukey []byte) *arenaskl.Inserter {
+// inserterFor returns the finger for ukey's partition. Hot path.
+func (st *batchState) inserterFor(partition func([]byte) uint64, ukey []byte) *arenabt.Inserter {
 	if partition == nil {
 		return &st.ins
 	}
@@ -230,7 +230,7 @@ func (d *DB) publish(c *commitEntry) {
 // a full memtable to the immutable queue and stalling while too many
 // memtables wait for flushing or L0 holds too many files. commitMu held.
 func (d *DB) makeRoom(n uint64) (*memTable, error) {
-	if n+uint64(1024) > uint64(d.opts.MemTableSizeBytes) {
+	if n+memTableOverheadBytes > uint64(d.opts.MemTableSizeBytes) {
 		return nil, fmt.Errorf("lsm: batch needs %d bytes of memtable, more than MemTableSizeBytes %d", n, d.opts.MemTableSizeBytes)
 	}
 	for {
@@ -337,7 +337,7 @@ func (d *DB) replayLog() error {
 			if !ok {
 				break
 			}
-			need += arenaskl.MaxNodeSize(len(k)+base.TrailerLen, len(v))
+			need += arenabt.MaxNodeSize(len(k)+base.TrailerLen, len(v))
 		}
 		if !d.mem.tryReserve(need) {
 			if err := d.flushDuringRecovery(); err != nil {
