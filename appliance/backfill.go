@@ -66,7 +66,10 @@ const backfillMarkerPrefix = "tapewire-event-log-backfill v1 from="
 // backfillReadWait bounds how long GET /v1/events waits for a running
 // backfill before it answers 503 (the request's own context may end
 // sooner).
-var backfillReadWait = 10 * time.Second
+// (Tests shorten it.)
+var backfillReadWait atomic.Int64
+
+func init() { backfillReadWait.Store(int64(10 * time.Second)) }
 
 // backfillGroupHook, if set (tests: fault injection), runs after each
 // group the background backfill ingested, with the number ingested so far
@@ -307,7 +310,7 @@ func (n *Node) waitEventLog(ctx context.Context, id uint32, from uint64) error {
 	if newest, ok := b.maxSeq[id]; !ok || from > newest {
 		return nil // only events the live applier writes
 	}
-	t := time.NewTimer(backfillReadWait)
+	t := time.NewTimer(time.Duration(backfillReadWait.Load()))
 	defer t.Stop()
 	select {
 	case <-b.done:

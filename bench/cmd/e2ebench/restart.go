@@ -111,8 +111,10 @@ func (rd *restartData) copyTree() (string, error) {
 	return dst, err
 }
 
-// open measures appliance.Open (store open, WAL recovery scan and replay
-// into the store, catalog, topics) on a copy of the data.
+// open measures appliance.Open (store open, WAL tail scan, replay into the
+// store, catalog, topics) on a copy of the data, then waits for the
+// event-log backfill Open started and reports when it finished in the
+// notes (not in the restart time: the node serves meanwhile).
 func (rd *restartData) open() (harness.Result, error) {
 	dataDir, err := rd.copyTree()
 	if err != nil {
