@@ -36,7 +36,11 @@ type replayGroup struct {
 func (g *replayGroup) ingestErr() error { return <-g.ingested }
 
 // replay applies the WAL from the store's covered LSN to its end, printing
-// progress (bytes, rate, ETA) while it runs.
+// progress (bytes, rate, ETA) while it runs. First it finishes an event-log
+// backfill the previous process left (backfill.go); with
+// recovery.backfill_event_log it then writes the marker and applies only
+// the records' state, quarantine and catalog keys, leaving n.bf for Open to
+// start: the range's event log is rebuilt after Open returns.
 //
 // It is a pipeline: a reader goroutine reads records and builds the next
 // group's LSM batch (decoding, keys, state coalescing) while the groups
@@ -46,7 +50,8 @@ func (g *replayGroup) ingestErr() error { return <-g.ingested }
 // overlaps another's table building); an applier goroutine then applies
 // each group's remaining keys (state, quarantine, catalog) with ApplyAt in
 // LSN order, each only after its group's ingest returned, since a flush of
-// that state may cover the group's LSNs. Groups of
+// that state may cover the group's LSNs (with the backfill, the marker
+// answers for those LSNs instead). Groups of
 // recovery.replay_batch_records records go in LSN order, each applied at the
 // LSN of its last record, exactly as the applier applies its batches, so
 // the state after a replay equals the state after live apply.
