@@ -27,9 +27,10 @@
 //	   8  version  u32  writer only: bumped when the node is retired or its range shrinks
 //	  12  flags    u32  writer only: may-split-100/0, retired
 //	  16  prefix   [14]u32  big-endian first 4 bytes of each slot's user key (zero-padded)
-//	  72  entry    [14]u32  leaf: the entry; internal: the separator key's entry
-//	 128  child    [14]u32  internal only, atomic: child node offsets
-//	leaf: 128 bytes; internal: 192 bytes
+//	  72  leaf:     entry  [14]u32  the slot's entry
+//	      internal: child  [14]u32  atomic: child node offsets
+//	 128  internal: sep    [14]u32  the separator key's entry (read on prefix ties only)
+//	leaf: 128 bytes (2 cache lines); internal: 192 bytes (3)
 //
 // Keys are encoded internal keys (lsm/internal/base) ordered by
 // base.CompareInternal; prefixes order like the user keys, so only equal

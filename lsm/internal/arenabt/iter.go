@@ -26,10 +26,10 @@ func (t *Tree) seekGE(ps *position, k searchKey) bool {
 		p := t.perm(leaf)
 		i := t.lowerBound(leaf, p, &k)
 		*ps = position{leaf: leaf, perm: p, pos: i, lo: lo, hi: hi}
-		if i < permCount(p) && (hi.entry == 0 || t.below(ps, i, hi)) {
+		if i < permCount(p) && (hi.ref == 0 || t.below(ps, i, hi)) {
 			return true
 		}
-		if hi.entry == 0 {
+		if hi.ref == 0 {
 			return false
 		}
 		// The keys >= k in this leaf's range are exhausted: the answer is
@@ -48,7 +48,7 @@ func (t *Tree) seekLT(ps *position, k searchKey) bool {
 		if i >= 0 {
 			return true
 		}
-		if lo.entry == 0 {
+		if lo.ref == 0 {
 			return false
 		}
 		// Nothing below k in [lo, k): the answer lies below lo, which
@@ -72,10 +72,10 @@ func (t *Tree) first(ps *position) bool {
 	leaf, lo, hi, _ := t.descend(nil, modeFirst, nil)
 	p := t.perm(leaf)
 	*ps = position{leaf: leaf, perm: p, lo: lo, hi: hi}
-	if permCount(p) > 0 && (hi.entry == 0 || t.below(ps, 0, hi)) {
+	if permCount(p) > 0 && (hi.ref == 0 || t.below(ps, 0, hi)) {
 		return true
 	}
-	return hi.entry != 0 && t.seekGE(ps, t.boundKey(hi))
+	return hi.ref != 0 && t.seekGE(ps, t.boundKey(hi))
 }
 
 func (t *Tree) last(ps *position) bool {
@@ -85,7 +85,7 @@ func (t *Tree) last(ps *position) bool {
 	if ps.pos >= 0 {
 		return true
 	}
-	return lo.entry != 0 && t.seekLT(ps, t.boundKey(lo))
+	return lo.ref != 0 && t.seekLT(ps, t.boundKey(lo))
 }
 
 // Get returns the newest entry for ukey whose sequence number is below
@@ -141,7 +141,7 @@ func (it *Iterator) arrived(ok bool) {
 	}
 	t, ps := it.tree, &it.ps
 	it.lim = permCount(ps.perm)
-	if ps.hi.entry != 0 {
+	if ps.hi.ref != 0 {
 		hk := t.boundKey(ps.hi)
 		it.lim = t.lowerBound(ps.leaf, ps.perm, &hk)
 	}
@@ -169,7 +169,7 @@ func (it *Iterator) Next() {
 		it.ps.pos++
 		return
 	}
-	if it.ps.hi.entry == 0 {
+	if it.ps.hi.ref == 0 {
 		it.valid = false
 		return
 	}
@@ -182,7 +182,7 @@ func (it *Iterator) Prev() {
 		it.ps.pos--
 		return
 	}
-	if it.ps.lo.entry == 0 {
+	if it.ps.lo.ref == 0 {
 		it.valid = false
 		return
 	}

@@ -22,11 +22,16 @@ const (
 	offVersion = 8                      // uint32, writer only: bumped when the node is retired or its range shrinks
 	offFlags   = 12                     // uint32, writer only
 	offPrefix  = 16                     // [maxSlots]uint32: big-endian first 4 bytes of the user key
-	offEntry   = offPrefix + 4*maxSlots // [maxSlots]uint32: entry offsets (leaf: the entry; internal: the separator)
-	offChild   = offEntry + 4*maxSlots  // internal nodes: [maxSlots]uint32, atomic
+	offEntry   = offPrefix + 4*maxSlots // leaf: [maxSlots]uint32 entry offsets
+	offChild   = offPrefix + 4*maxSlots // internal: [maxSlots]uint32 child offsets, atomic
+	offSep     = offChild + 4*maxSlots  // internal: [maxSlots]uint32 separator entry offsets
 
-	leafNodeSize     = (offChild + nodeAlign - 1) &^ (nodeAlign - 1)
-	internalNodeSize = (offChild + 4*maxSlots + nodeAlign - 1) &^ (nodeAlign - 1)
+	// An internal node keeps its children beside the prefixes, in the
+	// first two cache lines with the permutation: a search that the
+	// prefixes decide touches nothing else. Separator entries (prefix
+	// ties) come last.
+	leafNodeSize     = (offEntry + 4*maxSlots + nodeAlign - 1) &^ (nodeAlign - 1)
+	internalNodeSize = (offSep + 4*maxSlots + nodeAlign - 1) &^ (nodeAlign - 1)
 
 	flagMay100  = 1 // a full leaf may split 100/0 when a key lands above all of its keys
 	flagRetired = 2 // replaced by a copy-on-write split; garbage
@@ -131,6 +136,8 @@ func (t *Tree) prefixAt(n, slot uint32) uint32 { return *t.arena.u32(n + offPref
 
 func (t *Tree) entryAt(n, slot uint32) uint32 { return *t.arena.u32(n + offEntry + 4*slot) }
 
+func (t *Tree) sepAt(n, slot uint32) uint32 { return *t.arena.u32(n + offSep + 4*slot) }
+
 func (t *Tree) childAt(n, slot uint32) uint32 {
 	return atomic.LoadUint32(t.arena.u32(n + offChild + 4*slot))
 }
@@ -139,9 +146,16 @@ func (t *Tree) setChild(n, slot, child uint32) {
 	atomic.StoreUint32(t.arena.u32(n+offChild+4*slot), child)
 }
 
+// setSlot writes a leaf slot.
 func (t *Tree) setSlot(n, slot uint32, prefix uint32, entry uint32) {
 	*t.arena.u32(n + offPrefix + 4*slot) = prefix
 	*t.arena.u32(n + offEntry + 4*slot) = entry
+}
+
+// setSep writes an internal slot's separator (its child is set apart).
+func (t *Tree) setSep(n, slot uint32, prefix uint32, entry uint32) {
+	*t.arena.u32(n + offPrefix + 4*slot) = prefix
+	*t.arena.u32(n + offSep + 4*slot) = entry
 }
 
 func (t *Tree) initNode(n uint32, flags uint32) {
@@ -219,15 +233,32 @@ func makeSearchKey(ukey []byte, trailer uint64) searchKey {
 	return searchKey{ukey: ukey, trailer: trailer, prefix: userPrefix(ukey)}
 }
 
-// bound is a key stored in the arena (a separator or an entry): its prefix
-// and entry offset; entry 0 means no bound (−∞ or +∞ by context).
+// bound is a key stored in the arena, a separator or a leaf's first key:
+// its prefix and ref, the arena offset of the node field that holds the
+// key's entry offset (node fields of a slot never change). Holding the
+// field's offset instead of its value keeps a descent from reading the
+// separator array, which it needs only on prefix ties. ref 0 means no
+// bound (−∞ or +∞ by context).
 type bound struct {
 	prefix uint32
-	entry  uint32
+	ref    uint32
+}
+
+func (t *Tree) boundEntry(b bound) uint32 { return *t.arena.u32(b.ref) }
+
+// cmpBound is cmp for a bound.
+func (t *Tree) cmpBound(b bound, k *searchKey) int {
+	if b.prefix != k.prefix {
+		if b.prefix < k.prefix {
+			return -1
+		}
+		return 1
+	}
+	return base.CompareSearch(t.entryKey(t.boundEntry(b)), k.ukey, k.trailer)
 }
 
 func (t *Tree) boundKey(b bound) searchKey {
-	k := t.entryKey(b.entry)
+	k := t.entryKey(t.boundEntry(b))
 	n := len(k) - base.TrailerLen
 	return searchKey{ukey: k[:n:n], trailer: binary.LittleEndian.Uint64(k[n:]), prefix: b.prefix}
 }
@@ -244,11 +275,17 @@ func (t *Tree) cmp(prefix uint32, entry uint32, k *searchKey) int {
 	return base.CompareSearch(t.entryKey(entry), k.ukey, k.trailer)
 }
 
-// cmpPos orders the key at sorted position i of node n (permutation p)
+// cmpPos orders the key at sorted position i of leaf n (permutation p)
 // against k.
 func (t *Tree) cmpPos(n uint32, p uint64, i int, k *searchKey) int {
 	s := permSlot(p, i)
 	return t.cmp(t.prefixAt(n, s), t.entryAt(n, s), k)
+}
+
+// cmpSepPos is cmpPos for the separator of internal node n.
+func (t *Tree) cmpSepPos(n uint32, p uint64, i int, k *searchKey) int {
+	s := permSlot(p, i)
+	return t.cmp(t.prefixAt(n, s), t.sepAt(n, s), k)
 }
 
 // lowerBound is the first sorted position of leaf n whose key is >= k.
@@ -298,11 +335,11 @@ func (t *Tree) descend(k *searchKey, mode descendMode, path *[maxLevels]pathStep
 			cnt := permCount(p)
 			if j+1 < cnt {
 				s := permSlot(p, j+1)
-				hi = bound{t.prefixAt(n, s), t.entryAt(n, s)}
+				hi = bound{t.prefixAt(n, s), n + offSep + 4*s}
 			}
 			if j > 0 {
 				s := permSlot(p, j)
-				lo = bound{t.prefixAt(n, s), t.entryAt(n, s)}
+				lo = bound{t.prefixAt(n, s), n + offSep + 4*s}
 			}
 			if path != nil {
 				path[d] = pathStep{node: n, pos: j}
@@ -327,7 +364,7 @@ func (t *Tree) childPos(n uint32, p uint64, k *searchKey, mode descendMode) int 
 	a, b := 1, cnt
 	for a < b {
 		mid := int(uint(a+b) >> 1)
-		c := t.cmpPos(n, p, mid, k)
+		c := t.cmpSepPos(n, p, mid, k)
 		if c < 0 || (c == 0 && mode == modeGE) {
 			a = mid + 1
 		} else {
@@ -381,14 +418,14 @@ func (t *Tree) fingerHolds(ins *Inserter, k *searchKey) (holds, above bool) {
 	if ins.tree != t.id || *t.version(ins.leaf) != ins.version {
 		return false, false
 	}
-	if ins.hi.entry != 0 && t.cmp(ins.hi.prefix, ins.hi.entry, k) <= 0 {
+	if ins.hi.ref != 0 && t.cmpBound(ins.hi, k) <= 0 {
 		return false, false
 	}
 	p := t.perm(ins.leaf)
 	if cnt := permCount(p); cnt > 0 && t.cmpPos(ins.leaf, p, cnt-1, k) < 0 {
 		return true, true
 	}
-	return ins.lo.entry == 0 || t.cmp(ins.lo.prefix, ins.lo.entry, k) <= 0, false
+	return ins.lo.ref == 0 || t.cmpBound(ins.lo, k) <= 0, false
 }
 
 // errNoRoom is add's internal signal that a node allocation failed.
@@ -434,7 +471,9 @@ func (t *Tree) add(ins *Inserter, k *searchKey, ikey, value []byte) error {
 		s := uint32(cnt)
 		t.setSlot(leaf, s, k.prefix, e)
 		t.setPerm(leaf, permInsert(p, pos, s))
-		*ins = Inserter{tree: t.id, leaf: leaf, version: *t.version(leaf), lo: lo, hi: hi, Searches: ins.Searches}
+		if !holds {
+			*ins = Inserter{tree: t.id, leaf: leaf, version: *t.version(leaf), lo: lo, hi: hi, Searches: ins.Searches}
+		}
 		return nil
 	}
 	if levels < 0 {
@@ -475,7 +514,7 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 		t.initNode(r, flagMay100)
 		t.setSlot(r, 0, k.prefix, e)
 		t.setPerm(r, identityPerm(1))
-		sep := bound{k.prefix, e}
+		sep := bound{k.prefix, r + offEntry} // slot 0 of r holds e
 		if err := t.insertIntoParent(levels-1, leaf, leaf, r, sep, levels); err != nil {
 			return err
 		}
@@ -511,7 +550,7 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 	}
 	t.fillNode(left, prefixes[:leftN], entries[:leftN], nil)
 	t.fillNode(right, prefixes[leftN:j], entries[leftN:j], nil)
-	sep := bound{prefixes[leftN], entries[leftN]}
+	sep := bound{prefixes[leftN], right + offEntry} // slot 0 of right
 	if err := t.insertIntoParent(levels-1, leaf, left, right, sep, levels); err != nil {
 		return err
 	}
@@ -524,12 +563,15 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 	return nil
 }
 
-// fillNode writes a new, unpublished node's slots in sorted order.
+// fillNode writes a new, unpublished node's slots in sorted order: a leaf's
+// when children is nil, else an internal node's.
 func (t *Tree) fillNode(n uint32, prefixes []uint32, entries []uint32, children []uint32) {
 	t.initNode(n, 0)
 	for i := range prefixes {
-		t.setSlot(n, uint32(i), prefixes[i], entries[i])
-		if children != nil {
+		if children == nil {
+			t.setSlot(n, uint32(i), prefixes[i], entries[i])
+		} else {
+			t.setSep(n, uint32(i), prefixes[i], entries[i])
 			t.setChild(n, uint32(i), children[i])
 		}
 	}
@@ -554,7 +596,7 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 		if !ok {
 			return errNoRoom
 		}
-		t.fillNode(r, []uint32{0, sep.prefix}, []uint32{0, sep.entry}, []uint32{left, right})
+		t.fillNode(r, []uint32{0, sep.prefix}, []uint32{0, t.boundEntry(sep)}, []uint32{left, right})
 		t.root.Store(uint64(r) | uint64(levels+1)<<32)
 		return nil
 	}
@@ -563,7 +605,7 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 	cnt := permCount(p)
 	if cnt < t.fanout {
 		s := uint32(cnt)
-		t.setSlot(parent, s, sep.prefix, sep.entry)
+		t.setSep(parent, s, sep.prefix, t.boundEntry(sep))
 		t.setChild(parent, s, right)
 		t.setPerm(parent, permInsert(p, j+1, s))
 		if left != old {
@@ -576,11 +618,11 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 	n := 0
 	for i := 0; i < cnt; i++ {
 		s := permSlot(p, i)
-		prefixes[n], entries[n], children[n] = t.prefixAt(parent, s), t.entryAt(parent, s), t.childAt(parent, s)
+		prefixes[n], entries[n], children[n] = t.prefixAt(parent, s), t.sepAt(parent, s), t.childAt(parent, s)
 		if i == j {
 			children[n] = left
 			n++
-			prefixes[n], entries[n], children[n] = sep.prefix, sep.entry, right
+			prefixes[n], entries[n], children[n] = sep.prefix, t.boundEntry(sep), right
 		}
 		n++
 	}
@@ -595,7 +637,7 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 	}
 	t.fillNode(pl, prefixes[:leftN], entries[:leftN], children[:leftN])
 	t.fillNode(pr, prefixes[leftN:n], entries[leftN:n], children[leftN:n])
-	if err := t.insertIntoParent(d-1, parent, pl, pr, bound{prefixes[leftN], entries[leftN]}, levels); err != nil {
+	if err := t.insertIntoParent(d-1, parent, pl, pr, bound{prefixes[leftN], pr + offSep}, levels); err != nil {
 		return err
 	}
 	t.retire(parent)
