@@ -40,10 +40,11 @@ import (
 //     applier's records on, and the WAL still holds from onwards: a
 //     checkpoint truncates the WAL before min(covered+1, from), never past
 //     from (Checkpoint);
-//   - a start that finds it with from ≤ the covered LSN first rebuilds the
-//     e/ keys of [from, covered] from the WAL (synchronously, in Open:
-//     this happens only after a crash or stop during a backfill), then
-//     writes a new marker for its own replay;
+//   - a start that finds it with from ≤ the covered LSN (a crash or stop
+//     during a backfill) reads [from, covered] once for its topics' newest
+//     sequence numbers and keeps the marker's from: its own backfill then
+//     rebuilds [from, the WAL's end at Open] (with backfill_event_log off,
+//     Open rebuilds [from, covered] itself and removes the marker);
 //   - GET /v1/events for a topic range the running backfill has not
 //     written yet waits for it (bounded by the request) or answers 503
 //     with Retry-After, never a silent gap (waitEventLog);
@@ -170,6 +171,42 @@ type backfill struct {
 	done     chan struct{} // closed when the backfill ended (err set before)
 	err      error
 	duration time.Duration
+}
+
+func newBackfill(from, through wal.LSN, seen topicSeqs) *backfill {
+	return &backfill{from: from, through: through, total: int64(through - from + 1),
+		maxSeq: seen.toMap(), stop: make(chan struct{}), done: make(chan struct{})}
+}
+
+// scanFrameSeqs notes the newest sequence number per topic of the frame
+// records in WAL LSNs [from, through] (a resumed backfill's range, whose
+// state the store already holds), verifying the records as it reads.
+func (n *Node) scanFrameSeqs(from, through wal.LSN, seen *topicSeqs) error {
+	r, err := n.wal.NewReader(from)
+	if err != nil {
+		return fmt.Errorf("read WAL from LSN %d: %w", from, err)
+	}
+	defer r.Close()
+	for next := from; next <= through; next++ {
+		rec, err := r.Next()
+		if errors.Is(err, io.EOF) {
+			err = fmt.Errorf("the WAL ends before LSN %d", next)
+		} else if err == nil && rec.LSN != next {
+			err = fmt.Errorf("WAL record %d where %d was expected", rec.LSN, next)
+		}
+		if err != nil {
+			return fmt.Errorf("read the unfinished backfill's range: %w", err)
+		}
+		if rec.Type != recFrame {
+			continue
+		}
+		d, err := decodeRecord(rec.Type, rec.LSN, rec.Payload)
+		if err != nil {
+			return err
+		}
+		seen.note(d.topic, d.seq)
+	}
+	return nil
 }
 
 // BackfillStatus is the event-log backfill's progress (/v1/status,

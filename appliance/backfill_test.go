@@ -73,7 +73,7 @@ func holdBackfill(t *testing.T) (held <-chan struct{}, release func()) {
 // event-log backfill after a checkpoint flushed the replayed state (so the
 // store's covered LSN claims records whose event-log keys are not in any
 // table); the checkpoint kept the WAL segments the backfill needs; the next
-// start rebuilds the rest before it returns, and the store then equals the
+// start's backfill takes the range over, and the store then equals the
 // live applier's: every event exactly once, the state as a replay leaves
 // it. Without the marker the restart would lose events (checked by
 // removing it from a copy: the store then lacks event keys).
@@ -116,16 +116,35 @@ func TestBackfillCrashResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 
+	// With recovery.backfill_event_log off, Open rebuilds the unfinished
+	// range itself before it returns.
+	off := cfg
+	off.Node.DataDir = copyDataDir(t, cfg.Node.DataDir)
+	off.Recovery.BackfillEventLog = false
+
 	backfillGroupHook = nil
 	n3 := openNode(t, cfg)
-	if n3.recovery.ResumedBackfill == 0 {
-		t.Fatalf("the restart did not resume the backfill: %+v", n3.recovery)
+	if n3.recovery.ResumedBackfill == 0 || n3.bf == nil || n3.bf.from != 1 {
+		t.Fatalf("the restart did not take the unfinished backfill over: %+v, backfill %+v", n3.recovery, n3.BackfillStatus())
+	}
+	if err := n3.WaitBackfill(context.Background()); err != nil {
+		t.Fatal(err)
 	}
 	compareStores(t, "after the resumed backfill", live, dumpStore(t, n3))
 	if _, ok, _ := readBackfillMarker(n3.storeFS, n3.backfillMarkerPath()); ok {
 		t.Fatal("marker left after the resumed backfill")
 	}
 	n3.closeStores()
+
+	n5 := openNode(t, off)
+	if n5.recovery.ResumedBackfill == 0 || n5.bf != nil {
+		t.Fatalf("backfill_event_log off: resumed %d records, backfill %+v", n5.recovery.ResumedBackfill, n5.BackfillStatus())
+	}
+	compareStores(t, "after the rebuild in Open", live, dumpStore(t, n5))
+	if _, ok, _ := readBackfillMarker(n5.storeFS, n5.backfillMarkerPath()); ok {
+		t.Fatal("marker left after the rebuild in Open")
+	}
+	n5.closeStores()
 
 	// The control: the same data without the marker misses events.
 	n4 := openNode(t, lost)
@@ -288,7 +307,7 @@ func walDigest(t *testing.T, cfg Config, keep func(name string) bool) string {
 // TestKill9DuringBackfill: a node process is killed with SIGKILL while its
 // event-log backfill is half done and after a checkpoint flushed the
 // replayed state (its covered LSN is past the backfill's range); the next
-// process finishes the backfill in Open, and then /v1/events returns every
+// process's backfill takes the range over, and /v1/events returns every
 // sequence number of both topics exactly once, in order, and the store
 // equals the live applier's (events and state).
 func TestKill9DuringBackfill(t *testing.T) {
@@ -324,7 +343,7 @@ func TestKill9DuringBackfill(t *testing.T) {
 	node2 := startChild(t, "node", cfgPath, filepath.Join(dir, "addr2"))
 	base2 := node2.waitReady(30 * time.Second)
 	if rec := statusRecovery(t, base2); rec.ResumedBackfill == 0 {
-		t.Fatalf("the restart did not finish the interrupted backfill: %+v", rec)
+		t.Fatalf("the restart did not take the interrupted backfill over: %+v", rec)
 	}
 	for topic, newest := range last {
 		next := uint64(0)

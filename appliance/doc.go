@@ -101,9 +101,10 @@
 //     both LSNs.
 //
 //  3. If the event-log backfill marker (backfill.go) survives from a
-//     previous process and says from ≤ covered, rebuild the event log of
-//     WAL LSNs [from, covered] now (only after a crash or stop during a
-//     backfill).
+//     previous process and says from ≤ covered (a crash or stop during a
+//     backfill), read WAL LSNs [from, covered] for their topics' newest
+//     sequence numbers: this start's backfill rebuilds their event log
+//     too (with backfill_event_log off, Open rebuilds it now).
 //
 //  4. Replay the WAL from covered+1 into the LSM in groups of
 //     recovery.replay_batch_records records (cut at a quarter of a
@@ -116,7 +117,8 @@
 //
 //     With recovery.backfill_event_log (the default) the replay applies
 //     only the state, quarantine and catalog keys: the marker
-//     (<data_dir>/EVENTLOG-BACKFILL, from = covered+1) is made durable
+//     (<data_dir>/EVENTLOG-BACKFILL, from = covered+1, or the unfinished
+//     backfill's from) is made durable
 //     first, and once Open has returned a backfill rebuilds the range's
 //     event log (e/) from the WAL in the background, straight into
 //     SSTables (lsm.Ingest), and removes the marker when its tables are

@@ -76,7 +76,8 @@ type RecoveryReport struct {
 	ReplayedBytes   int64         `json:"replayed_bytes"`
 	ReplayDuration  time.Duration `json:"replay_duration_ns"`
 	// ResumedBackfill: records whose event log a backfill of the previous
-	// process left unfinished, rebuilt in Open before the replay.
+	// process left unfinished, taken over by this start's backfill (or,
+	// with recovery.backfill_event_log off, rebuilt in Open).
 	ResumedBackfill uint64 `json:"resumed_backfill_records,omitempty"`
 	// EventLogBackfill: the background rebuild of the replayed range's
 	// event log (recovery.backfill_event_log), filled in by Status.

@@ -77,25 +77,37 @@ func (n *Node) replay() error {
 	if err != nil {
 		return fmt.Errorf("recovery: %w", err)
 	}
+	var seen topicSeqs // newest sequence number per topic of the frames left to the backfill
+	backfillFrom := covered + 1
 	if pending && pendFrom <= covered {
 		if pendFrom < uint64(rep.FirstLSN) {
 			return fmt.Errorf("recovery: %s says the event log from WAL LSN %d is still to be rebuilt, but the WAL in %s starts at LSN %d", markerPath, pendFrom, n.cfg.walDir(), rep.FirstLSN)
 		}
 		start := time.Now()
-		n.logf("recovery: the previous process did not finish rebuilding the event log of WAL LSN %d..%d; rebuilding it now", pendFrom, covered)
-		if err := n.rebuildEventLog(wal.LSN(pendFrom), wal.LSN(covered), nil, nil); err != nil {
-			return fmt.Errorf("recovery: %w", err)
-		}
 		n.recovery.ResumedBackfill = covered - pendFrom + 1
-		n.logf("recovery: event log of WAL LSN %d..%d rebuilt in %v", pendFrom, covered, time.Since(start).Round(time.Millisecond))
+		if n.cfg.Recovery.BackfillEventLog {
+			// This start's backfill takes the range over: Open only
+			// reads it for its topics' newest sequence numbers.
+			n.logf("recovery: the previous process did not finish rebuilding the event log of WAL LSN %d..%d; this start's backfill rebuilds it", pendFrom, covered)
+			if err := n.scanFrameSeqs(wal.LSN(pendFrom), wal.LSN(covered), &seen); err != nil {
+				return fmt.Errorf("recovery: %w", err)
+			}
+			backfillFrom = pendFrom
+		} else {
+			n.logf("recovery: the previous process did not finish rebuilding the event log of WAL LSN %d..%d; rebuilding it now", pendFrom, covered)
+			if err := n.rebuildEventLog(wal.LSN(pendFrom), wal.LSN(covered), nil, nil); err != nil {
+				return fmt.Errorf("recovery: %w", err)
+			}
+			n.logf("recovery: event log of WAL LSN %d..%d rebuilt in %v", pendFrom, covered, time.Since(start).Round(time.Millisecond))
+		}
 	}
 	total := int64(last - covered)
-	backfillMode := n.cfg.Recovery.BackfillEventLog && total > 0
+	backfillMode := n.cfg.Recovery.BackfillEventLog && backfillFrom <= last
 	switch {
 	case backfillMode:
 		// Durable before anything is applied, so before any flush can
 		// cover a replayed LSN whose e/ key is not in a table.
-		if err := writeBackfillMarker(n.storeFS, markerPath, covered+1); err != nil {
+		if err := writeBackfillMarker(n.storeFS, markerPath, backfillFrom); err != nil {
 			return fmt.Errorf("recovery: %w", err)
 		}
 	case pending:
@@ -104,6 +116,9 @@ func (n *Node) replay() error {
 		}
 	}
 	if total == 0 {
+		if backfillMode {
+			n.bf = newBackfill(wal.LSN(backfillFrom), wal.LSN(last), seen)
+		}
 		return nil
 	}
 	r, err := n.wal.NewReader(wal.LSN(covered + 1))
@@ -119,8 +134,6 @@ func (n *Node) replay() error {
 	} else {
 		n.logf("recovery: replaying WAL LSN %d..%d (%d records) into the store", covered+1, last, total)
 	}
-	var seen topicSeqs // newest sequence number per topic among the frames skipped for the backfill
-
 	ingest := n.cfg.Recovery.IngestEventLog && !backfillMode
 	buffers := replayBuffers
 	ingestBytes := uint64(n.cfg.LSM.MemTableSizeBytes)
@@ -222,8 +235,7 @@ func (n *Node) replay() error {
 	n.recovery.ReplayedRecords, n.recovery.ReplayedBytes = done, bytes
 	n.recovery.ReplayDuration = time.Since(start)
 	if backfillMode {
-		n.bf = &backfill{from: wal.LSN(covered + 1), through: wal.LSN(last), total: total,
-			maxSeq: seen.toMap(), stop: make(chan struct{}), done: make(chan struct{})}
+		n.bf = newBackfill(wal.LSN(backfillFrom), wal.LSN(last), seen)
 	}
 	m := n.db.Metrics()
 	n.logf("recovery: replayed %s; store: %d event-log tables ingested (%v), %d flushes (%v), writes stalled %v waiting for them",
