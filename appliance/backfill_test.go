@@ -168,7 +168,7 @@ func TestEventsDuringBackfill(t *testing.T) {
 	cfg.LSM.MemTableSizeBytes = 2 << 20 // backfill groups of 1 MiB: several
 	held, release := holdBackfill(t)
 	defer release()
-	n, _ := startNode(t, cfg)
+	n, logs := startNode(t, cfg)
 	defer n.Close()
 	<-held
 	base := "http://" + n.AdminAddr()
@@ -241,6 +241,11 @@ func TestEventsDuringBackfill(t *testing.T) {
 	code, body = httpGet(t, base+"/metrics")
 	if code != 200 || !strings.Contains(body, "tapewire_recovery_backfill_pending_records 0") {
 		t.Fatalf("metrics after the backfill lack the backfill gauges")
+	}
+	for _, want := range []string{"recovery: Open returned after", "recovery: event-log backfill finished"} {
+		if !strings.Contains(logs.String(), want) {
+			t.Fatalf("recovery log lacks %q:\n%s", want, logs)
+		}
 	}
 }
 
