@@ -70,8 +70,9 @@ func (n *Node) replay() error {
 	if covered+1 < uint64(rep.FirstLSN) {
 		return fmt.Errorf("recovery: the WAL in %s starts at LSN %d but the store covers only up to %d: records %d..%d are missing", n.cfg.walDir(), rep.FirstLSN, covered, covered+1, rep.FirstLSN-1)
 	}
-	// A backfill the previous process did not finish (backfill.go): the
-	// event log of [from, covered] is rebuilt now, before anything else.
+	// A backfill the previous process did not finish (backfill.go): this
+	// start's backfill takes [from, covered] over (or, with
+	// backfill_event_log off, Open rebuilds it now).
 	markerPath := n.backfillMarkerPath()
 	pendFrom, pending, err := readBackfillMarker(n.storeFS, markerPath)
 	if err != nil {
