@@ -126,6 +126,14 @@ func (a *adminServer) healthz(w http.ResponseWriter, _ *http.Request) {
 		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed", "error": err.Error()})
 		return
 	}
+	if bf := a.n.BackfillStatus(); bf != nil && bf.State == "failed" {
+		// Events are still made durable, but history reads of the
+		// replayed range fail and the WAL is kept from its start: a
+		// restart takes the backfill over.
+		writeJSON(w, http.StatusServiceUnavailable, map[string]string{"status": "failed",
+			"error": "event-log backfill failed (history of WAL LSN " + strconv.FormatUint(bf.FromLSN, 10) + " on is incomplete until a restart rebuilds it): " + bf.Error})
+		return
+	}
 	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
 }
 

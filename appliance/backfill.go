@@ -74,8 +74,8 @@ func init() { backfillReadWait.Store(int64(10 * time.Second)) }
 
 // backfillGroupHook, if set (tests: fault injection), runs after each
 // group the background backfill ingested, with the number ingested so far
-// and the backfill's stop channel.
-var backfillGroupHook func(groups int, stop <-chan struct{})
+// and the backfill's stop channel; an error it returns fails the backfill.
+var backfillGroupHook func(groups int, stop <-chan struct{}) error
 
 func (n *Node) backfillMarkerPath() string {
 	return filepath.Join(n.cfg.Node.DataDir, backfillMarkerName)
@@ -481,7 +481,9 @@ func (n *Node) rebuildEventLog(from, through wal.LSN, stop <-chan struct{}, b *b
 			b.records.Add(g.records)
 			b.bytes.Add(g.bytes)
 			if hook := backfillGroupHook; hook != nil {
-				hook(groups, stop)
+				if err := hook(groups, stop); err != nil {
+					return fmt.Errorf("event-log backfill: after %d groups: %w", groups, err)
+				}
 			}
 		}
 		free <- g

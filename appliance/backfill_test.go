@@ -56,7 +56,7 @@ func holdBackfill(t *testing.T) (held <-chan struct{}, release func()) {
 	h := make(chan struct{})
 	r := make(chan struct{})
 	var once, hold sync.Once
-	backfillGroupHook = func(groups int, stop <-chan struct{}) {
+	backfillGroupHook = func(groups int, stop <-chan struct{}) error {
 		hold.Do(func() {
 			close(h)
 			select {
@@ -64,6 +64,7 @@ func holdBackfill(t *testing.T) (held <-chan struct{}, release func()) {
 			case <-stop:
 			}
 		})
+		return nil
 	}
 	t.Cleanup(func() { backfillGroupHook = nil })
 	return h, func() { once.Do(func() { close(r) }) }
@@ -388,4 +389,46 @@ func statusRecovery(t *testing.T, base string) RecoveryReport {
 		t.Fatalf("status: %v", err)
 	}
 	return st.Recovery
+}
+
+// TestBackfillFailureIsUnhealthyUntilRestart: a backfill that fails (an
+// injected error after its first group) turns /healthz to 503 naming it,
+// /v1/events refuses the replayed range instead of showing a gap, and the
+// next start takes the backfill over: every event is back, /healthz is 200.
+func TestBackfillFailureIsUnhealthyUntilRestart(t *testing.T) {
+	cfg, live, last := backfillFixture(t)
+	cfg.LSM.MemTableSizeBytes = 2 << 20 // backfill groups of 1 MiB: several
+	injected := errors.New("injected device error")
+	backfillGroupHook = func(int, <-chan struct{}) error { return injected }
+	t.Cleanup(func() { backfillGroupHook = nil })
+	n, _ := startNode(t, cfg)
+	if err := n.WaitBackfill(context.Background()); !errors.Is(err, injected) {
+		t.Fatalf("backfill ended with %v, want the injected error", err)
+	}
+	base := "http://" + n.AdminAddr()
+	code, body := httpGet(t, base+"/healthz")
+	if code != http.StatusServiceUnavailable || !strings.Contains(body, "event-log backfill failed") || !strings.Contains(body, injected.Error()) {
+		t.Fatalf("healthz after a failed backfill: %d %s", code, body)
+	}
+	code, body = httpGet(t, base+"/v1/events?topic=trades&from=0&limit=10")
+	if code != http.StatusServiceUnavailable {
+		t.Fatalf("events of the range a failed backfill left: %d %.300s", code, body)
+	}
+	n.Close()
+
+	backfillGroupHook = nil
+	n2, _ := startNode(t, cfg)
+	defer n2.Close()
+	if err := n2.WaitBackfill(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	base = "http://" + n2.AdminAddr()
+	if code, body := httpGet(t, base+"/healthz"); code != 200 {
+		t.Fatalf("healthz after the restart's backfill: %d %s", code, body)
+	}
+	_, body = httpGet(t, fmt.Sprintf("%s/v1/events?topic=trades&from=0&limit=%d", base, last["trades"]+1))
+	if lines := parseEventLines(t, body); uint64(len(lines)) != last["trades"]+1 || lines[len(lines)-1].Header.Seq != last["trades"] {
+		t.Fatalf("after the restart: %d events of trades, want %d", len(lines), last["trades"]+1)
+	}
+	compareStores(t, "after the restart's backfill", live, dumpStore(t, n2))
 }

@@ -51,7 +51,7 @@ func childNode() error {
 		return err
 	}
 	if os.Getenv(childHoldBackfillEnv) != "" {
-		backfillGroupHook = func(_ int, stop <-chan struct{}) { <-stop }
+		backfillGroupHook = func(_ int, stop <-chan struct{}) error { <-stop; return nil }
 	}
 	n, err := Open(cfg, Options{Log: os.Stderr})
 	if err != nil {

@@ -197,7 +197,7 @@
 //
 // # Admin HTTP API
 //
-//	GET  /healthz                       200 ok, 503 once the storage tenant failed (no token needed)
+//	GET  /healthz                       200 ok, 503 once the storage tenant or the event-log backfill failed (no token needed)
 //	GET  /metrics                       Prometheus (tapewire_*, Go runtime, process)
 //	GET  /v1/status                     topics, positions, WAL, LSM levels, tenants, CPU plan, recovery
 //	GET  /v1/events?topic=T&from=S&limit=N   JSON lines (schema.AppendJSONRedacted: passwords hidden), limit ≤ admin.max_events_limit
