@@ -97,6 +97,7 @@ func (a *Arena) allocNode(size uint64) (uint32, bool) {
 	return uint32(b - size), true
 }
 
+func (a *Arena) u16(off uint32) *uint16 { return (*uint16)(unsafe.Add(a.base, off)) }
 func (a *Arena) u32(off uint32) *uint32 { return (*uint32)(unsafe.Add(a.base, off)) }
 func (a *Arena) u64(off uint32) *uint64 { return (*uint64)(unsafe.Add(a.base, off)) }
 

@@ -1,14 +1,19 @@
 package arenabt
 
 import (
+	"fmt"
 	"testing"
 
 	"github.com/tapewire/tapewire/lsm/internal/base"
 )
 
-// fuzzUserKey maps a byte to one of 256 user keys whose 4-byte prefixes
-// often tie: lengths 0-7 over the bytes 'a', 'b' and 0.
+// fuzzUserKey maps a byte to one of 256 user keys whose prefixes often
+// tie: below 128, lengths 0-7 over the bytes 'a', 'b' and 0; from 128,
+// state keys s/order/<n> sharing 8 bytes (deep node prefixes).
 func fuzzUserKey(b byte) []byte {
+	if b >= 128 {
+		return fmt.Appendf(nil, "s/order/%d", int(b-128)*37%100)
+	}
 	n := int(b % 8)
 	k := make([]byte, n)
 	for i := range k {

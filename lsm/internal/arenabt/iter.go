@@ -58,14 +58,22 @@ func (t *Tree) seekLT(ps *position, k searchKey) bool {
 }
 
 // below reports whether the key at sorted position i of ps's leaf is below
-// the bound b.
+// the bound b (from the descent that found the leaf, so the key shares b's
+// first b.d bytes). Prefixes decide unless they tie; the leaf's own
+// prefixes serve when its depth is b's, else the key is read (the caller
+// is about to read it anyway).
 func (t *Tree) below(ps *position, i int, b bound) bool {
 	s := permSlot(ps.perm, i)
-	if p := t.prefixAt(ps.leaf, s); p != b.prefix {
-		return p < b.prefix
+	var kp uint32
+	if t.depth(ps.leaf) == b.d {
+		kp = t.prefixAt(ps.leaf, s)
+	} else {
+		kp = keyPrefix(t.entryUserKey(t.entryAt(ps.leaf, s)), b.d)
 	}
-	bk := t.boundKey(b)
-	return t.cmp(t.prefixAt(ps.leaf, s), t.entryAt(ps.leaf, s), &bk) < 0
+	if kp != b.prefix {
+		return kp < b.prefix
+	}
+	return base.CompareInternal(t.entryKey(t.entryAt(ps.leaf, s)), t.entryKey(t.boundEntry(b))) < 0
 }
 
 func (t *Tree) first(ps *position) bool {
@@ -118,7 +126,6 @@ type Iterator struct {
 	tree  *Tree
 	ps    position
 	valid bool
-	lim   int // sorted positions of ps.leaf below ps.hi
 }
 
 // Init points it at tree, unpositioned.
@@ -133,47 +140,36 @@ func (it *Iterator) Key() []byte { return it.tree.entryKey(it.ps.entry(it.tree))
 // Value is the current value (a view into the arena).
 func (it *Iterator) Value() []byte { return it.tree.entryValue(it.ps.entry(it.tree)) }
 
-// arrived records the result of a seek and how far Next may walk the leaf.
-func (it *Iterator) arrived(ok bool) {
-	it.valid = ok
-	if !ok {
-		return
-	}
-	t, ps := it.tree, &it.ps
-	it.lim = permCount(ps.perm)
-	if ps.hi.ref != 0 {
-		hk := t.boundKey(ps.hi)
-		it.lim = t.lowerBound(ps.leaf, ps.perm, &hk)
-	}
-}
-
 // First moves to the smallest key.
-func (it *Iterator) First() { it.arrived(it.tree.first(&it.ps)) }
+func (it *Iterator) First() { it.valid = it.tree.first(&it.ps) }
 
 // Last moves to the largest key.
-func (it *Iterator) Last() { it.arrived(it.tree.last(&it.ps)) }
+func (it *Iterator) Last() { it.valid = it.tree.last(&it.ps) }
 
 // SeekGE moves to the first key >= (ukey, trailer).
 func (it *Iterator) SeekGE(ukey []byte, trailer uint64) {
-	it.arrived(it.tree.seekGE(&it.ps, makeSearchKey(ukey, trailer)))
+	it.valid = it.tree.seekGE(&it.ps, makeSearchKey(ukey, trailer))
 }
 
 // SeekLT moves to the last key < (ukey, trailer).
 func (it *Iterator) SeekLT(ukey []byte, trailer uint64) {
-	it.arrived(it.tree.seekLT(&it.ps, makeSearchKey(ukey, trailer)))
+	it.valid = it.tree.seekLT(&it.ps, makeSearchKey(ukey, trailer))
 }
 
-// Next moves to the following key.
+// Next moves to the following key. Within the leaf it stops below the
+// leaf's high bound: an old leaf whose split is being linked still holds
+// the keys above it, which the next leaf holds too.
 func (it *Iterator) Next() {
-	if it.ps.pos+1 < it.lim {
-		it.ps.pos++
+	t, ps := it.tree, &it.ps
+	if ps.pos+1 < permCount(ps.perm) && (ps.hi.ref == 0 || t.below(ps, ps.pos+1, ps.hi)) {
+		ps.pos++
 		return
 	}
-	if it.ps.hi.ref == 0 {
+	if ps.hi.ref == 0 {
 		it.valid = false
 		return
 	}
-	it.arrived(it.tree.seekGE(&it.ps, it.tree.boundKey(it.ps.hi)))
+	it.valid = t.seekGE(ps, t.boundKey(ps.hi))
 }
 
 // Prev moves to the preceding key.
@@ -186,5 +182,5 @@ func (it *Iterator) Prev() {
 		it.valid = false
 		return
 	}
-	it.arrived(it.tree.seekLT(&it.ps, it.tree.boundKey(it.ps.lo)))
+	it.valid = it.tree.seekLT(&it.ps, it.tree.boundKey(it.ps.lo))
 }

@@ -2,6 +2,7 @@ package arenabt
 
 import (
 	"encoding/binary"
+	"fmt"
 	"testing"
 
 	"github.com/tapewire/tapewire/lsm/internal/base"
@@ -9,10 +10,18 @@ import (
 )
 
 // userKeyGen draws user keys that collide often: short keys over a tiny
-// alphabet (ties in the 4-byte prefix, keys that are prefixes of others,
-// the empty key) and 8-byte big-endian numbers from a narrow range.
+// alphabet (ties in the 4-byte prefixes, keys that are prefixes of others,
+// the empty key), 8-byte big-endian numbers from a narrow range, and keys
+// with long shared prefixes of several lengths (state keys s/order/<n>,
+// event keys e/<topic u32>/<seq u64>) so nodes take prefixes deep in the
+// key.
 func userKeyGen() *rapid.Generator[[]byte] {
 	return rapid.OneOf(
+		rapid.Map(rapid.IntRange(0, 3000), func(n int) []byte { return fmt.Appendf(nil, "s/order/%d", n) }),
+		rapid.Map(rapid.IntRange(0, 4*500-1), func(n int) []byte {
+			k := binary.BigEndian.AppendUint32([]byte("e/"), uint32(n%4))
+			return binary.BigEndian.AppendUint64(append(k, '/'), uint64(n/4))
+		}),
 		rapid.Map(rapid.StringMatching(`[ab\x00]{0,6}`), func(s string) []byte { return []byte(s) }),
 		rapid.Map(rapid.Uint64Range(0, 600), func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }),
 		rapid.Map(rapid.Uint64(), func(n uint64) []byte { return binary.BigEndian.AppendUint64(nil, n) }),

@@ -13,15 +13,16 @@ import (
 // ErrRecordExists is returned by Add when the internal key is already present.
 var ErrRecordExists = errors.New("arenabt: record with this internal key already exists")
 
-// Node layout (see doc.go). Leaves and internal nodes share the header, the
-// prefix array and the entry array; internal nodes add the child array.
+// Node layout (see doc.go). Leaves and internal nodes share the header and
+// the prefix array.
 const (
 	maxSlots = 14 // slots per node; the permutation word holds up to 15
 
 	offPerm    = 0                      // uint64, atomic: count and sorted slot order
-	offVersion = 8                      // uint32, writer only: bumped when the node is retired or its range shrinks
-	offFlags   = 12                     // uint32, writer only
-	offPrefix  = 16                     // [maxSlots]uint32: big-endian first 4 bytes of the user key
+	offVersion = 8                      // uint16, writer only: bumped when the node is retired or its range shrinks
+	offFlags   = 10                     // uint16, writer only
+	offDepth   = 12                     // uint32: the user-key byte offset of this node's prefixes, fixed at creation
+	offPrefix  = 16                     // [maxSlots]uint32: big-endian user-key bytes [depth, depth+4), zero-padded
 	offEntry   = offPrefix + 4*maxSlots // leaf: [maxSlots]uint32 entry offsets
 	offChild   = offPrefix + 4*maxSlots // internal: [maxSlots]uint32 child offsets, atomic
 	offSep     = offChild + 4*maxSlots  // internal: [maxSlots]uint32 separator entry offsets
@@ -93,8 +94,9 @@ type Tree struct {
 }
 
 type pathStep struct {
-	node uint32
-	pos  int // sorted position of the child taken
+	node   uint32
+	pos    int   // sorted position of the child taken
+	lo, hi bound // the node's range
 }
 
 var nextTreeID atomic.Uint64
@@ -111,8 +113,8 @@ func newTree(arena *Arena, fanout int) (*Tree, error) {
 		return nil, fmt.Errorf("%w: a %d-byte arena cannot hold the %d-byte root leaf", ErrArenaFull, arena.Capacity(), leafNodeSize)
 	}
 	t := &Tree{arena: arena, id: nextTreeID.Add(1), fanout: fanout}
-	t.initNode(leaf, flagMay100)
-	atomic.StoreUint64(arena.u64(leaf+offPerm), 0)
+	t.initNode(leaf, flagMay100, 0)
+	t.setPerm(leaf, 0)
 	t.root.Store(uint64(leaf))
 	return t, nil
 }
@@ -131,6 +133,8 @@ func (t *Tree) Empty() bool {
 func (t *Tree) perm(n uint32) uint64 { return atomic.LoadUint64(t.arena.u64(n + offPerm)) }
 
 func (t *Tree) setPerm(n uint32, p uint64) { atomic.StoreUint64(t.arena.u64(n+offPerm), p) }
+
+func (t *Tree) depth(n uint32) uint32 { return *t.arena.u32(n + offDepth) }
 
 func (t *Tree) prefixAt(n, slot uint32) uint32 { return *t.arena.u32(n + offPrefix + 4*slot) }
 
@@ -158,13 +162,14 @@ func (t *Tree) setSep(n, slot uint32, prefix uint32, entry uint32) {
 	*t.arena.u32(n + offSep + 4*slot) = entry
 }
 
-func (t *Tree) initNode(n uint32, flags uint32) {
-	*t.arena.u32(n + offVersion) = 0
-	*t.arena.u32(n + offFlags) = flags
+func (t *Tree) initNode(n uint32, flags uint16, depth uint32) {
+	*t.arena.u16(n + offVersion) = 0
+	*t.arena.u16(n + offFlags) = flags
+	*t.arena.u32(n + offDepth) = depth
 }
 
-func (t *Tree) version(n uint32) *uint32 { return t.arena.u32(n + offVersion) }
-func (t *Tree) flags(n uint32) *uint32   { return t.arena.u32(n + offFlags) }
+func (t *Tree) version(n uint32) *uint16 { return t.arena.u16(n + offVersion) }
+func (t *Tree) flags(n uint32) *uint16   { return t.arena.u16(n + offFlags) }
 
 // retire marks n as replaced (writer only): fingers into it go stale.
 func (t *Tree) retire(n uint32) {
@@ -174,6 +179,11 @@ func (t *Tree) retire(n uint32) {
 
 func (t *Tree) entryKey(e uint32) []byte {
 	return t.arena.bytes(e+entryHeader, *t.arena.u32(e))
+}
+
+func (t *Tree) entryUserKey(e uint32) []byte {
+	n := *t.arena.u32(e) - base.TrailerLen
+	return t.arena.bytes(e+entryHeader, n)
 }
 
 func (t *Tree) entryValue(e uint32) []byte {
@@ -208,48 +218,69 @@ func identityPerm(n int) uint64 {
 // ---- keys ----
 
 // searchKey is an internal key split for comparison: user key, trailer and
-// the user key's 8-byte prefix.
+// keyPrefix(ukey, 0).
 type searchKey struct {
 	ukey    []byte
 	trailer uint64
-	prefix  uint32
+	prefix0 uint32
 }
 
-// userPrefix is the first 4 bytes of ukey, big-endian, zero-padded. Prefixes
-// order like the keys (a shorter key padded with zeros never sorts above a
-// longer one it is a prefix of), so only equal prefixes need the full key.
-func userPrefix(ukey []byte) uint32 {
-	if len(ukey) >= 4 {
-		return binary.BigEndian.Uint32(ukey)
+// keyPrefix is ukey's bytes [depth, depth+4), big-endian, zero-padded.
+// Between keys that share their first depth bytes, prefixes order like the
+// keys (a shorter key padded with zeros never sorts above a longer one it
+// is a prefix of), so only equal prefixes need the full keys.
+func keyPrefix(ukey []byte, depth uint32) uint32 {
+	if uint64(len(ukey)) >= uint64(depth)+4 {
+		return binary.BigEndian.Uint32(ukey[depth:])
 	}
 	var p uint32
-	for i, b := range ukey {
-		p |= uint32(b) << (24 - 8*uint(i))
+	for i := uint64(depth); i < uint64(len(ukey)); i++ {
+		p |= uint32(ukey[i]) << (24 - 8*(i-uint64(depth)))
 	}
 	return p
 }
 
+// commonPrefixLen is the length of the longest common prefix of a and b.
+func commonPrefixLen(a, b []byte) uint32 {
+	n := min(len(a), len(b))
+	i := 0
+	for i+8 <= n && binary.BigEndian.Uint64(a[i:]) == binary.BigEndian.Uint64(b[i:]) {
+		i += 8
+	}
+	for i < n && a[i] == b[i] {
+		i++
+	}
+	return uint32(i)
+}
+
 func makeSearchKey(ukey []byte, trailer uint64) searchKey {
-	return searchKey{ukey: ukey, trailer: trailer, prefix: userPrefix(ukey)}
+	return searchKey{ukey: ukey, trailer: trailer, prefix0: keyPrefix(ukey, 0)}
 }
 
 // bound is a key stored in the arena, a separator or a leaf's first key:
-// its prefix and ref, the arena offset of the node field that holds the
-// key's entry offset (node fields of a slot never change). Holding the
-// field's offset instead of its value keeps a descent from reading the
-// separator array, which it needs only on prefix ties. ref 0 means no
-// bound (−∞ or +∞ by context).
+// its prefix at byte offset d and ref, the arena offset of the node field
+// that holds the key's entry offset (node fields of a slot never change).
+// Holding the field's offset instead of its value keeps a descent from
+// reading the separator array, which it needs only on prefix ties. A
+// prefix at d > 0 compares only with keys that share the bound's first d
+// bytes (keys in the range of the node it came from). ref 0 means no bound
+// (−∞ or +∞ by context).
 type bound struct {
 	prefix uint32
+	d      uint32
 	ref    uint32
 }
 
 func (t *Tree) boundEntry(b bound) uint32 { return *t.arena.u32(b.ref) }
 
-// cmpBound is cmp for a bound.
+// cmpBound orders b against k, which must share b's first b.d bytes.
 func (t *Tree) cmpBound(b bound, k *searchKey) int {
-	if b.prefix != k.prefix {
-		if b.prefix < k.prefix {
+	kp := k.prefix0
+	if b.d != 0 {
+		kp = keyPrefix(k.ukey, b.d)
+	}
+	if b.prefix != kp {
+		if b.prefix < kp {
 			return -1
 		}
 		return 1
@@ -260,14 +291,30 @@ func (t *Tree) cmpBound(b bound, k *searchKey) int {
 func (t *Tree) boundKey(b bound) searchKey {
 	k := t.entryKey(t.boundEntry(b))
 	n := len(k) - base.TrailerLen
-	return searchKey{ukey: k[:n:n], trailer: binary.LittleEndian.Uint64(k[n:]), prefix: b.prefix}
+	return makeSearchKey(k[:n:n], binary.LittleEndian.Uint64(k[n:]))
 }
 
-// cmp orders the stored key (prefix, entry) against k like
-// base.CompareInternal, reading the entry only when the prefixes tie.
-func (t *Tree) cmp(prefix uint32, entry uint32, k *searchKey) int {
-	if prefix != k.prefix {
-		if prefix < k.prefix {
+// fingerBound turns a bound from a descent for k (which lies in the range
+// of the node the bound came from, so shares its first b.d bytes) into one
+// with its prefix at offset 0, which compares with any key, without reading
+// the bound's key: its first b.d bytes are k's.
+func fingerBound(b bound, k *searchKey) bound {
+	switch {
+	case b.ref == 0 || b.d == 0:
+		return b
+	case b.d >= 4:
+		return bound{prefix: k.prefix0, ref: b.ref}
+	}
+	keep := ^uint32(0) << (32 - 8*b.d)
+	return bound{prefix: k.prefix0&keep | b.prefix>>(8*b.d), ref: b.ref}
+}
+
+// cmp orders the stored key (prefix, entry) against k, whose prefix at the
+// node's depth is kp, like base.CompareInternal, reading the entry only
+// when the prefixes tie.
+func (t *Tree) cmp(prefix, entry, kp uint32, k *searchKey) int {
+	if prefix != kp {
+		if prefix < kp {
 			return -1
 		}
 		return 1
@@ -276,24 +323,20 @@ func (t *Tree) cmp(prefix uint32, entry uint32, k *searchKey) int {
 }
 
 // cmpPos orders the key at sorted position i of leaf n (permutation p)
-// against k.
-func (t *Tree) cmpPos(n uint32, p uint64, i int, k *searchKey) int {
+// against k (prefix kp at n's depth).
+func (t *Tree) cmpPos(n uint32, p uint64, i int, kp uint32, k *searchKey) int {
 	s := permSlot(p, i)
-	return t.cmp(t.prefixAt(n, s), t.entryAt(n, s), k)
+	return t.cmp(t.prefixAt(n, s), t.entryAt(n, s), kp, k)
 }
 
-// cmpSepPos is cmpPos for the separator of internal node n.
-func (t *Tree) cmpSepPos(n uint32, p uint64, i int, k *searchKey) int {
-	s := permSlot(p, i)
-	return t.cmp(t.prefixAt(n, s), t.sepAt(n, s), k)
-}
-
-// lowerBound is the first sorted position of leaf n whose key is >= k.
+// lowerBound is the first sorted position of leaf n whose key is >= k (k
+// in n's range or at its high end).
 func (t *Tree) lowerBound(n uint32, p uint64, k *searchKey) int {
+	kp := keyPrefix(k.ukey, t.depth(n))
 	lo, hi := 0, permCount(p)
 	for lo < hi {
 		mid := int(uint(lo+hi) >> 1)
-		if t.cmpPos(n, p, mid, k) < 0 {
+		if t.cmpPos(n, p, mid, kp, k) < 0 {
 			lo = mid + 1
 		} else {
 			hi = mid
@@ -316,14 +359,20 @@ const (
 // descend walks from the root to a leaf and returns it with the key range
 // [lo, hi) its parent assigns it. Position 0 of an internal node has no
 // separator (it takes every key below position 1's). When path is not nil
-// (writer, under mu) it records the nodes and positions taken.
+// (writer, under mu) it records the nodes, their ranges and the positions
+// taken.
 func (t *Tree) descend(k *searchKey, mode descendMode, path *[maxLevels]pathStep) (leaf uint32, lo, hi bound, levels int) {
 	r := t.root.Load()
 	n, levels := uint32(r), int(r>>32)
 	for d := 0; d < levels; d++ {
+		depth := t.depth(n)
+		var kp uint32
+		if k != nil {
+			kp = keyPrefix(k.ukey, depth)
+		}
 		for {
 			p := t.perm(n)
-			j := t.childPos(n, p, k, mode)
+			j := t.childPos(n, p, kp, k, mode)
 			child := t.childAt(n, permSlot(p, j))
 			// A split publishes the parent's new permutation before it
 			// swaps the old child's pointer for the new left half, so a
@@ -332,17 +381,16 @@ func (t *Tree) descend(k *searchKey, mode descendMode, path *[maxLevels]pathStep
 			if t.perm(n) != p {
 				continue
 			}
-			cnt := permCount(p)
-			if j+1 < cnt {
+			if path != nil {
+				path[d] = pathStep{node: n, pos: j, lo: lo, hi: hi}
+			}
+			if cnt := permCount(p); j+1 < cnt {
 				s := permSlot(p, j+1)
-				hi = bound{t.prefixAt(n, s), n + offSep + 4*s}
+				hi = bound{t.prefixAt(n, s), depth, n + offSep + 4*s}
 			}
 			if j > 0 {
 				s := permSlot(p, j)
-				lo = bound{t.prefixAt(n, s), n + offSep + 4*s}
-			}
-			if path != nil {
-				path[d] = pathStep{node: n, pos: j}
+				lo = bound{t.prefixAt(n, s), depth, n + offSep + 4*s}
 			}
 			n = child
 			break
@@ -352,8 +400,9 @@ func (t *Tree) descend(k *searchKey, mode descendMode, path *[maxLevels]pathStep
 }
 
 // childPos is the sorted position of the child of internal node n
-// (permutation p) that descend takes in mode.
-func (t *Tree) childPos(n uint32, p uint64, k *searchKey, mode descendMode) int {
+// (permutation p) that descend takes in mode; kp is k's prefix at n's
+// depth.
+func (t *Tree) childPos(n uint32, p uint64, kp uint32, k *searchKey, mode descendMode) int {
 	cnt := permCount(p)
 	switch mode {
 	case modeFirst:
@@ -364,7 +413,8 @@ func (t *Tree) childPos(n uint32, p uint64, k *searchKey, mode descendMode) int 
 	a, b := 1, cnt
 	for a < b {
 		mid := int(uint(a+b) >> 1)
-		c := t.cmpSepPos(n, p, mid, k)
+		s := permSlot(p, mid)
+		c := t.cmp(t.prefixAt(n, s), t.sepAt(n, s), kp, k)
 		if c < 0 || (c == 0 && mode == modeGE) {
 			a = mid + 1
 		} else {
@@ -384,8 +434,8 @@ func (t *Tree) childPos(n uint32, p uint64, k *searchKey, mode descendMode) int 
 type Inserter struct {
 	tree    uint64 // Tree.id of the finger; 0: none
 	leaf    uint32
-	version uint32 // the leaf's version when cached
-	lo, hi  bound
+	version uint16 // the leaf's version when cached
+	lo, hi  bound  // prefixes at offset 0 (see fingerBound)
 	// Searches counts the insertions whose finger did not hold the key and
 	// that descended from the root instead.
 	Searches uint64
@@ -403,29 +453,11 @@ func (t *Tree) Add(ikey, value []byte) error {
 // AddWith is Add through a finger (see Inserter).
 func (t *Tree) AddWith(ins *Inserter, ikey, value []byte) error {
 	n := len(ikey) - base.TrailerLen
-	k := searchKey{ukey: ikey[:n:n], trailer: binary.LittleEndian.Uint64(ikey[n:]), prefix: userPrefix(ikey[:n])}
+	k := makeSearchKey(ikey[:n:n], binary.LittleEndian.Uint64(ikey[n:]))
 	t.mu.Lock()
 	err := t.add(ins, &k, ikey, value)
 	t.mu.Unlock()
 	return err
-}
-
-// fingerHolds reports whether k belongs in the leaf ins points at: the
-// leaf is this tree's and was neither replaced nor cut short since, and k
-// lies in its range. above reports that k is above every key of the leaf
-// (the append case, which also proves k above the leaf's low bound).
-func (t *Tree) fingerHolds(ins *Inserter, k *searchKey) (holds, above bool) {
-	if ins.tree != t.id || *t.version(ins.leaf) != ins.version {
-		return false, false
-	}
-	if ins.hi.ref != 0 && t.cmpBound(ins.hi, k) <= 0 {
-		return false, false
-	}
-	p := t.perm(ins.leaf)
-	if cnt := permCount(p); cnt > 0 && t.cmpPos(ins.leaf, p, cnt-1, k) < 0 {
-		return true, true
-	}
-	return ins.lo.ref == 0 || t.cmpBound(ins.lo, k) <= 0, false
 }
 
 // errNoRoom is add's internal signal that a node allocation failed.
@@ -445,8 +477,6 @@ func (t *Tree) add(ins *Inserter, k *searchKey, ikey, value []byte) error {
 
 	var leaf uint32
 	var lo, hi bound
-	var p uint64
-	var cnt, pos int
 	levels := -1 // the path is not known
 	holds, above := t.fingerHolds(ins, k)
 	if holds {
@@ -454,14 +484,17 @@ func (t *Tree) add(ins *Inserter, k *searchKey, ikey, value []byte) error {
 	} else {
 		ins.Searches++
 		leaf, lo, hi, levels = t.descend(k, modeGE, &t.path)
+		lo, hi = fingerBound(lo, k), fingerBound(hi, k)
 	}
-	p = t.perm(leaf)
-	cnt = permCount(p)
-	if above || (!holds && cnt > 0 && t.cmpPos(leaf, p, cnt-1, k) < 0) {
+	p := t.perm(leaf)
+	cnt := permCount(p)
+	kp := keyPrefix(k.ukey, t.depth(leaf))
+	var pos int
+	if above || (cnt > 0 && t.cmpPos(leaf, p, cnt-1, kp, k) < 0) {
 		pos = cnt // above every key: the append case
 	} else {
 		pos = t.lowerBound(leaf, p, k)
-		if pos < cnt && t.cmpPos(leaf, p, pos, k) == 0 {
+		if pos < cnt && t.cmpPos(leaf, p, pos, kp, k) == 0 {
 			a.rollback(mark)
 			return ErrRecordExists
 		}
@@ -469,7 +502,7 @@ func (t *Tree) add(ins *Inserter, k *searchKey, ikey, value []byte) error {
 	if cnt < t.fanout {
 		// A fresh slot, then one atomic store publishes it.
 		s := uint32(cnt)
-		t.setSlot(leaf, s, k.prefix, e)
+		t.setSlot(leaf, s, kp, e)
 		t.setPerm(leaf, permInsert(p, pos, s))
 		if !holds {
 			*ins = Inserter{tree: t.id, leaf: leaf, version: *t.version(leaf), lo: lo, hi: hi, Searches: ins.Searches}
@@ -483,11 +516,39 @@ func (t *Tree) add(ins *Inserter, k *searchKey, ikey, value []byte) error {
 		}
 		levels = l
 	}
-	if err := t.splitLeaf(ins, leaf, p, pos, k, e, lo, hi, levels); err != nil {
+	if err := t.splitLeaf(ins, leaf, p, pos, k, kp, e, lo, hi, levels); err != nil {
 		a.rollback(mark)
 		return t.fullError(mark, ikey, value)
 	}
 	return nil
+}
+
+// fingerHolds reports whether k belongs in the leaf ins points at: the
+// leaf is this tree's and was neither replaced nor cut short since, and k
+// lies in its range. above reports that k is also above every key of the
+// leaf (the append case). When k and the low bound share their first four
+// bytes (time-ordered keys of one stream do), comparing k with the leaf's
+// last key first settles both questions with one comparison: above it
+// means above the low bound too.
+func (t *Tree) fingerHolds(ins *Inserter, k *searchKey) (holds, above bool) {
+	if ins.tree != t.id || *t.version(ins.leaf) != ins.version ||
+		(ins.hi.ref != 0 && t.cmpBound(ins.hi, k) <= 0) {
+		return false, false
+	}
+	if ins.lo.ref == 0 || ins.lo.prefix < k.prefix0 {
+		return true, false
+	}
+	if ins.lo.prefix > k.prefix0 {
+		return false, false
+	}
+	p := t.perm(ins.leaf)
+	if cnt := permCount(p); cnt > 0 {
+		last := t.entryAt(ins.leaf, permSlot(p, cnt-1))
+		if base.CompareSearch(t.entryKey(last), k.ukey, k.trailer) < 0 {
+			return true, true
+		}
+	}
+	return t.cmpBound(ins.lo, k) <= 0, false
 }
 
 // fullError is ErrArenaFull with the sizes. Not a hot path.
@@ -498,31 +559,84 @@ func (t *Tree) fullError(mark arenaMark, ikey, value []byte) error {
 		uint64(levels+1)*2*internalNodeSize+internalNodeSize, mark.back-mark.front, t.arena.Size(), t.arena.Capacity())
 }
 
-// splitLeaf inserts the entry e (key k, sorted position pos) into the full
-// leaf by splitting it. Every node is built before one atomic store
-// publishes the change (see insertIntoParent); on errNoRoom nothing was
-// published and the caller rolls the arena back.
-func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searchKey, e uint32, lo, hi bound, levels int) error {
+// keyRef names a stored key: its entry offset, or the offset of a node
+// field holding it (a bound's ref); both 0: unbounded.
+type keyRef struct{ entry, ref uint32 }
+
+func (r keyRef) none() bool { return r.entry == 0 && r.ref == 0 }
+
+func (t *Tree) refKey(r keyRef) []byte {
+	e := r.entry
+	if e == 0 {
+		e = *t.arena.u32(r.ref)
+	}
+	return t.entryUserKey(e)
+}
+
+// newDepth is the prefix depth of a node made for the range [lo, hi) out
+// of a node of depth old: the common prefix length of the bounds' user
+// keys (which every key in the range shares) rounded down to a multiple of
+// 4, so a node's prefixes move deeper only when four more bytes tie across
+// its whole range; 0 when a side is unbounded (old is 0 then). lp and hp
+// are the prefixes at old of the lowest and highest keys the node starts
+// with: the bounds can share four more bytes only if those two do, so the
+// bound keys are read only then.
+func (t *Tree) newDepth(old, lp, hp uint32, lo, hi keyRef) uint32 {
+	if lo.none() || hi.none() || lp != hp {
+		return old
+	}
+	return max(old, commonPrefixLen(t.refKey(lo), t.refKey(hi))&^3)
+}
+
+// rePrefix recomputes prefixes for a node of depth d whose slots came from
+// a node of depth old (entries 0, the root's separator-less first slot,
+// get 0).
+func (t *Tree) rePrefix(prefixes, entries []uint32, old, d uint32) {
+	if d == old {
+		return
+	}
+	for i, e := range entries {
+		if e == 0 {
+			prefixes[i] = 0
+			continue
+		}
+		prefixes[i] = keyPrefix(t.entryUserKey(e), d)
+	}
+}
+
+// splitLeaf inserts the entry e (key k, prefix kp at the leaf's depth,
+// sorted position pos) into the full leaf by splitting it. Every node is
+// built before one atomic store publishes the change (see
+// insertIntoParent); on errNoRoom nothing was published and the caller
+// rolls the arena back.
+func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searchKey, kp, e uint32, lo, hi bound, levels int) error {
 	a := t.arena
 	cnt := permCount(p)
+	old := t.depth(leaf)
+	loRef, hiRef := keyRef{ref: lo.ref}, keyRef{ref: hi.ref}
 	if *t.flags(leaf)&flagMay100 != 0 && pos == cnt {
 		// 100/0: the full leaf stays as it is, the key starts a new leaf.
 		r, ok := a.allocNode(leafNodeSize)
 		if !ok {
 			return errNoRoom
 		}
-		t.initNode(r, flagMay100)
-		t.setSlot(r, 0, k.prefix, e)
+		// hi's prefix is at offset 0 (a finger bound): usable when old is.
+		hp := kp
+		if old == 0 && hi.ref != 0 {
+			hp = hi.prefix
+		}
+		d := t.newDepth(old, kp, hp, keyRef{entry: e}, hiRef)
+		t.initNode(r, flagMay100, d)
+		t.setSlot(r, 0, keyPrefix(k.ukey, d), e)
 		t.setPerm(r, identityPerm(1))
-		sep := bound{k.prefix, r + offEntry} // slot 0 of r holds e
-		if err := t.insertIntoParent(levels-1, leaf, leaf, r, sep, levels); err != nil {
+		if err := t.insertIntoParent(levels-1, leaf, leaf, r, e, kp, old, levels); err != nil {
 			return err
 		}
-		// Its range now ends at sep, and it may not split 100/0 again
+		// Its range now ends at the key, and it may not split 100/0 again
 		// (the space bound in doc.go needs that).
 		*t.flags(leaf) &^= flagMay100
 		*t.version(leaf)++
-		*ins = Inserter{tree: t.id, leaf: r, lo: sep, hi: hi, Searches: ins.Searches}
+		*ins = Inserter{tree: t.id, leaf: r, lo: bound{prefix: k.prefix0, ref: r + offEntry}, hi: hi, Searches: ins.Searches}
 		return nil
 	}
 	var prefixes [maxSlots + 1]uint32
@@ -530,7 +644,7 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 	j := 0
 	for i := 0; i <= cnt; i++ {
 		if i == pos {
-			prefixes[j], entries[j] = k.prefix, e
+			prefixes[j], entries[j] = kp, e
 			j++
 		}
 		if i < cnt {
@@ -540,6 +654,10 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 		}
 	}
 	leftN := (cnt + 2) / 2
+	sepRef := keyRef{entry: entries[leftN]}
+	sepPrefix := prefixes[leftN] // at old
+	dl := t.newDepth(old, prefixes[0], sepPrefix, loRef, sepRef)
+	dr := t.newDepth(old, sepPrefix, prefixes[j-1], sepRef, hiRef)
 	left, ok := a.allocNode(leafNodeSize)
 	if !ok {
 		return errNoRoom
@@ -548,13 +666,18 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 	if !ok {
 		return errNoRoom
 	}
-	t.fillNode(left, prefixes[:leftN], entries[:leftN], nil)
-	t.fillNode(right, prefixes[leftN:j], entries[leftN:j], nil)
-	sep := bound{prefixes[leftN], right + offEntry} // slot 0 of right
-	if err := t.insertIntoParent(levels-1, leaf, left, right, sep, levels); err != nil {
+	var rp [maxSlots + 1]uint32
+	copy(rp[:], prefixes[:j])
+	t.rePrefix(prefixes[:leftN], entries[:leftN], old, dl)
+	t.rePrefix(rp[leftN:j], entries[leftN:j], old, dr)
+	t.fillNode(left, dl, prefixes[:leftN], entries[:leftN], nil)
+	t.fillNode(right, dr, rp[leftN:j], entries[leftN:j], nil)
+	if err := t.insertIntoParent(levels-1, leaf, left, right, entries[leftN], sepPrefix, old, levels); err != nil {
 		return err
 	}
 	t.retire(leaf)
+	// sep and k both lie in the old leaf's range: fingerBound applies.
+	sep := fingerBound(bound{prefix: sepPrefix, d: old, ref: right + offEntry}, k) // slot 0 of right
 	if pos < leftN {
 		*ins = Inserter{tree: t.id, leaf: left, lo: lo, hi: sep, Searches: ins.Searches}
 	} else {
@@ -565,8 +688,8 @@ func (t *Tree) splitLeaf(ins *Inserter, leaf uint32, p uint64, pos int, k *searc
 
 // fillNode writes a new, unpublished node's slots in sorted order: a leaf's
 // when children is nil, else an internal node's.
-func (t *Tree) fillNode(n uint32, prefixes []uint32, entries []uint32, children []uint32) {
-	t.initNode(n, 0)
+func (t *Tree) fillNode(n, depth uint32, prefixes []uint32, entries []uint32, children []uint32) {
+	t.initNode(n, 0, depth)
 	for i := range prefixes {
 		if children == nil {
 			t.setSlot(n, uint32(i), prefixes[i], entries[i])
@@ -579,15 +702,23 @@ func (t *Tree) fillNode(n uint32, prefixes []uint32, entries []uint32, children 
 }
 
 // insertIntoParent replaces old, the child at t.path[d], by left (which may
-// be old itself) and right (keys >= sep). With room in the parent it writes a
-// fresh slot for right and publishes it with one permutation store, then
-// swaps the parent's pointer from old to left with one atomic store; a full
-// parent is split copy-on-write and the change moves up a level. At the
-// root (d < 0) a new root takes left and right and one atomic store of
-// t.root publishes it. Nothing is published before every allocation has
-// succeeded: a failure returns errNoRoom with the tree unchanged.
-func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, levels int) error {
+// be old itself) and right (keys >= the key of entry sep). With room in the
+// parent it writes a fresh slot for right and publishes it with one
+// permutation store, then swaps the parent's pointer from old to left with
+// one atomic store; a full parent is split copy-on-write and the change
+// moves up a level. At the root (d < 0) a new root takes left and right and
+// one atomic store of t.root publishes it. Nothing is published before
+// every allocation has succeeded: a failure returns errNoRoom with the tree
+// unchanged.
+func (t *Tree) insertIntoParent(d int, old, left, right, sep, sepPrefix, sepDepth uint32, levels int) error {
 	a := t.arena
+	// sep's prefix at depth: known when depth is sepDepth, else read.
+	prefixOfSep := func(depth uint32) uint32 {
+		if depth == sepDepth {
+			return sepPrefix
+		}
+		return keyPrefix(t.entryUserKey(sep), depth)
+	}
 	if d < 0 {
 		if levels+1 > maxLevels {
 			panic(fmt.Sprintf("arenabt: tree deeper than %d levels", maxLevels))
@@ -596,16 +727,18 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 		if !ok {
 			return errNoRoom
 		}
-		t.fillNode(r, []uint32{0, sep.prefix}, []uint32{0, t.boundEntry(sep)}, []uint32{left, right})
+		t.fillNode(r, 0, []uint32{0, prefixOfSep(0)}, []uint32{0, sep}, []uint32{left, right})
 		t.root.Store(uint64(r) | uint64(levels+1)<<32)
 		return nil
 	}
-	parent, j := t.path[d].node, t.path[d].pos
+	step := t.path[d]
+	parent, j := step.node, step.pos
 	p := t.perm(parent)
 	cnt := permCount(p)
+	depth := t.depth(parent)
 	if cnt < t.fanout {
 		s := uint32(cnt)
-		t.setSep(parent, s, sep.prefix, t.boundEntry(sep))
+		t.setSep(parent, s, prefixOfSep(depth), sep)
 		t.setChild(parent, s, right)
 		t.setPerm(parent, permInsert(p, j+1, s))
 		if left != old {
@@ -622,11 +755,20 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 		if i == j {
 			children[n] = left
 			n++
-			prefixes[n], entries[n], children[n] = sep.prefix, t.boundEntry(sep), right
+			prefixes[n], entries[n], children[n] = prefixOfSep(depth), sep, right
 		}
 		n++
 	}
 	leftN := (cnt + 2) / 2
+	upRef := keyRef{entry: entries[leftN]}
+	upPrefix := prefixes[leftN] // at depth
+	// Position 0 has no separator: the left half's lowest key is at 1.
+	lowest := upPrefix
+	if leftN > 1 {
+		lowest = prefixes[1]
+	}
+	dl := t.newDepth(depth, lowest, upPrefix, keyRef{ref: step.lo.ref}, upRef)
+	dr := t.newDepth(depth, upPrefix, prefixes[n-1], upRef, keyRef{ref: step.hi.ref})
 	pl, ok := a.allocNode(internalNodeSize)
 	if !ok {
 		return errNoRoom
@@ -635,9 +777,13 @@ func (t *Tree) insertIntoParent(d int, old, left, right uint32, sep bound, level
 	if !ok {
 		return errNoRoom
 	}
-	t.fillNode(pl, prefixes[:leftN], entries[:leftN], children[:leftN])
-	t.fillNode(pr, prefixes[leftN:n], entries[leftN:n], children[leftN:n])
-	if err := t.insertIntoParent(d-1, parent, pl, pr, bound{prefixes[leftN], pr + offSep}, levels); err != nil {
+	var rp [maxSlots + 1]uint32
+	copy(rp[:], prefixes[:n])
+	t.rePrefix(prefixes[:leftN], entries[:leftN], depth, dl)
+	t.rePrefix(rp[leftN:n], entries[leftN:n], depth, dr)
+	t.fillNode(pl, dl, prefixes[:leftN], entries[:leftN], children[:leftN])
+	t.fillNode(pr, dr, rp[leftN:n], entries[leftN:n], children[leftN:n])
+	if err := t.insertIntoParent(d-1, parent, pl, pr, entries[leftN], upPrefix, depth, levels); err != nil {
 		return err
 	}
 	t.retire(parent)

@@ -392,6 +392,20 @@ func BenchmarkAddWithSequential(b *testing.B) {
 	benchAddWith(b, func(i int) uint64 { return uint64(i) }, &ins)
 }
 
+// BenchmarkAddRandomCounterKeys inserts lsmbench's fillrandom keys (a
+// big-endian counter, then a hash) in random counter order: the first four
+// bytes are all zero, so only prefixes taken deeper in the key (a node's
+// depth) tell the keys apart.
+func BenchmarkAddRandomCounterKeys(b *testing.B) {
+	counterKeys = true
+	defer func() { counterKeys = false }()
+	benchAdd(b, func(i int) uint64 { return uint64(uint32(i) * 2654435761) })
+}
+
+// counterKeys makes benchAddWith append a hash of the counter to the key
+// (lsmbench's key shape) instead of zeros.
+var counterKeys bool
+
 func benchAdd(b *testing.B, keyOf func(int) uint64) { benchAddWith(b, keyOf, nil) }
 
 func benchAddWith(b *testing.B, keyOf func(int) uint64, ins *Inserter) {
@@ -408,6 +422,9 @@ func benchAddWith(b *testing.B, keyOf func(int) uint64, ins *Inserter) {
 			b.StartTimer()
 		}
 		binary.BigEndian.PutUint64(k[:8], keyOf(i))
+		if counterKeys {
+			binary.BigEndian.PutUint64(k[8:], keyOf(i)*0x9E3779B97F4A7C15)
+		}
 		ik = base.AppendInternalKey(ik[:0], k[:], base.SeqNum(i+1), base.KindSet)
 		var err error
 		if ins != nil {
