@@ -191,8 +191,8 @@ func TestPartitionedEventLogMovesToBottom(t *testing.T) {
 
 // TestPartitionLanesSkipSearches: a batch interleaving three topics' event
 // logs with random state keys inserts every event key through its
-// partition's cached splice; without Partition one shared splice makes
-// most of them search.
+// partition's finger (memtable leaf); without Partition one shared finger
+// makes most of them descend the tree.
 func TestPartitionLanesSkipSearches(t *testing.T) {
 	for _, partitioned := range []bool{true, false} {
 		o := crashOptions(vfs.NewCrashFS(13), ExternalLog)
@@ -237,7 +237,7 @@ func TestPartitionLanesSkipSearches(t *testing.T) {
 				t.Fatalf("%d event inserts searched %d times through their lanes", events, eventSearches)
 			}
 		} else if b.st.ins.Searches < uint64(events/2) {
-			t.Fatalf("one shared splice searched only %d times for %d interleaved event inserts: the test shows nothing", b.st.ins.Searches, events)
+			t.Fatalf("one shared finger descended only %d times for %d interleaved event inserts: the test shows nothing", b.st.ins.Searches, events)
 		}
 		d.Close()
 	}

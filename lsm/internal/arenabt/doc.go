@@ -9,7 +9,7 @@
 // The skiplist it replaced visited ~28 nodes per random insert into a
 // 400 K-entry memtable, each a cache miss in a different place of a 64 MiB
 // arena (1.4 µs per insert). Here a search touches two cache lines of each
-// node on its path (a 128-byte leaf, 192-byte internal nodes, about six
+// node on its path (a 128-byte leaf, 192-byte internal nodes, five or six
 // levels for 400 K entries) and compares 4-byte key prefixes stored in the
 // nodes: the entry itself (key and value) is read only when two prefixes
 // tie. Time-ordered keys still skip the search through a finger
@@ -48,9 +48,9 @@
 // prefixes order like the user keys, so only equal prefixes need the entry.
 // A search key is compared by prefix only in nodes whose range it lies in
 // (it shares their first depth bytes); an Inserter's bounds, which meet
-// arbitrary keys, keep prefixes at depth 0. An internal node's child at sorted position j
-// holds the keys in [separator j, separator j+1); position 0 has no
-// separator (it takes everything below position 1).
+// arbitrary keys, keep prefixes at depth 0. An internal node's child at
+// sorted position j holds the keys in [separator j, separator j+1);
+// position 0 has no separator (it takes everything below position 1).
 //
 // # Invariants
 //
@@ -138,10 +138,11 @@
 // store. A split stores the parent's new permutation before it swaps the
 // old child's pointer, so a reader takes a child pointer only if the
 // parent's permutation is the same after loading it as before (else it
-// chooses again): a left half is never mistaken for the whole old range. A reader sees every entry whose Add returned before it loaded the
-// root; an iterator leaving a leaf descends again from the root to the
-// leaf's bound, so it never needs sibling links and never repeats or skips
-// a key it could see. There is no deletion: the memtable is discarded
+// chooses again): a left half is never mistaken for the whole old range.
+// A reader sees every entry whose Add returned before it loaded the root;
+// an iterator leaving a leaf descends again from the root to the leaf's
+// bound, so it never needs sibling links and never repeats or skips a key
+// it could see. There is no deletion: the memtable is discarded
 // whole after it is flushed.
 //
 // An Inserter (one per writing goroutine or batch lane) is a finger: the

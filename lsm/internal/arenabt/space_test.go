@@ -23,7 +23,7 @@ type spaceCheck struct {
 
 func newSpaceCheck(t fataler) *spaceCheck {
 	tr := newTestTree(t, 64<<20, maxSlots)
-	return &spaceCheck{tr: tr, empty: tr.arena.Size()}
+	return &spaceCheck{tr: tr, empty: tr.arena.exactSize()}
 }
 
 func (s *spaceCheck) add(ukey []byte, value []byte, finger bool) error {
@@ -39,7 +39,7 @@ func (s *spaceCheck) add(ukey []byte, value []byte, finger bool) error {
 		return err
 	}
 	s.reserved += MaxNodeSize(len(ik), len(value))
-	if used := s.tr.arena.Size() - s.empty; used > s.reserved+FixedOverhead {
+	if used := s.tr.arena.exactSize() - s.empty; used > s.reserved+FixedOverhead {
 		return fmt.Errorf("after %d insertions the tree uses %d bytes, more than the %d reserved + %d fixed", s.n, used, s.reserved, FixedOverhead)
 	}
 	return nil
@@ -119,7 +119,7 @@ func TestReservedEntriesNeverFail(t *testing.T) {
 	for _, pattern := range []string{"random", "ascending"} {
 		t.Run(pattern, func(t *testing.T) {
 			tr := newTestTree(t, 8<<20, maxSlots)
-			reserved := tr.arena.Size() + FixedOverhead
+			reserved := tr.arena.exactSize() + FixedOverhead
 			var k [16]byte
 			val := make([]byte, 100)
 			var ins Inserter
@@ -144,7 +144,7 @@ func TestReservedEntriesNeverFail(t *testing.T) {
 				t.Fatalf("only %d entries reserved, want %d", n, want)
 			}
 			// The reservation is a bound, not a fit: show the slack.
-			t.Logf("%s: %d entries, arena %d of %d bytes used, %d reserved", pattern, n, tr.arena.Size(), tr.arena.Capacity(), reserved)
+			t.Logf("%s: %d entries, arena %d of %d bytes used, %d reserved", pattern, n, tr.arena.exactSize(), tr.arena.Capacity(), reserved)
 			big := base.AppendInternalKey(nil, []byte("overflow"), 1, base.KindSet)
 			if err := tr.Add(big, make([]byte, 9<<20)); !errors.Is(err, ErrArenaFull) {
 				t.Fatalf("a 9 MiB value in an 8 MiB arena: %v", err)

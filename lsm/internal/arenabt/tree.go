@@ -556,7 +556,7 @@ func (t *Tree) fullError(mark arenaMark, ikey, value []byte) error {
 	levels := int(t.root.Load() >> 32)
 	return fmt.Errorf("%w: entry of %d bytes (key %d, value %d) plus up to %d bytes of index nodes do not fit in the %d bytes free (%d of %d used)",
 		ErrArenaFull, entrySize(len(ikey), len(value)), len(ikey), len(value),
-		uint64(levels+1)*2*internalNodeSize+internalNodeSize, mark.back-mark.front, t.arena.Size(), t.arena.Capacity())
+		uint64(levels+1)*2*internalNodeSize+internalNodeSize, mark.back-mark.front, t.arena.exactSize(), t.arena.Capacity())
 }
 
 // keyRef names a stored key: its entry offset, or the offset of a node

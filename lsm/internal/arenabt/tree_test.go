@@ -459,3 +459,17 @@ func BenchmarkGetRandom(b *testing.B) {
 		}
 	}
 }
+
+// TestSizeRunsAheadBoundedly: Size publishes entry space in steps; it is
+// never below the exact figure nor more than a step above it.
+func TestSizeRunsAheadBoundedly(t *testing.T) {
+	tr := newTestTree(t, 4<<20, maxSlots)
+	for i := range 20000 {
+		if err := tr.Add(ikey(fmt.Sprintf("key%07d", i*7919%20000), 1, base.KindSet), make([]byte, 40)); err != nil {
+			t.Fatal(err)
+		}
+		if got, exact := tr.arena.Size(), tr.arena.exactSize(); got < exact || got >= exact+frontStep {
+			t.Fatalf("after %d inserts Size() = %d, exact %d", i+1, got, exact)
+		}
+	}
+}
