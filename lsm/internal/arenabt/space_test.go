@@ -152,3 +152,54 @@ func TestReservedEntriesNeverFail(t *testing.T) {
 		})
 	}
 }
+
+// TestArenaFullLeavesNoTrace fills small arenas of drawn sizes with drawn
+// keys and value sizes until insertions fail: every failure is
+// ErrArenaFull, leaves the arena's allocation state exactly as it was (so
+// a failed split published nothing and the entry is gone) and the tree
+// equal to the acknowledged entries, and later smaller entries still go in.
+func TestArenaFullLeavesNoTrace(t *testing.T) {
+	rapid.Check(t, func(rt *rapid.T) {
+		size := rapid.IntRange(1<<10, 32<<10).Draw(rt, "arenaBytes")
+		fanout := rapid.SampledFrom([]int{2, 3, 5, maxSlots}).Draw(rt, "fanout")
+		tr := newTestTree(rt, size, fanout)
+		m := newModel(tr)
+		ukeys := userKeyGen()
+		failures := 0
+		for i := 0; failures < 20 && i < 5000; i++ {
+			ik := base.AppendInternalKey(nil, ukeys.Draw(rt, "ukey"), base.SeqNum(i+1), base.KindSet)
+			if _, dup := m.vals[string(ik)]; dup {
+				continue
+			}
+			val := make([]byte, rapid.IntRange(0, 300).Draw(rt, "valLen"))
+			before := tr.arena.mark()
+			err := tr.Add(ik, val)
+			if err == nil {
+				m.vals[string(ik)] = string(val)
+				m.keys = append(m.keys, ik)
+				m.dirty = true
+				continue
+			}
+			if !errors.Is(err, ErrArenaFull) {
+				rt.Fatalf("insert %d: %v", i, err)
+			}
+			failures++
+			if after := tr.arena.mark(); after != before {
+				rt.Fatalf("failed insert moved the arena from %+v to %+v", before, after)
+			}
+		}
+		m.sort()
+		var it Iterator
+		it.Init(tr)
+		n := 0
+		for it.First(); it.Valid(); it.Next() {
+			if n >= len(m.keys) || string(it.Key()) != string(m.keys[n]) || string(it.Value()) != m.vals[string(m.keys[n])] {
+				rt.Fatalf("entry %d is %s, want %s", n, base.FormatKey(it.Key()), base.FormatKey(m.keys[n]))
+			}
+			n++
+		}
+		if n != len(m.keys) {
+			rt.Fatalf("tree holds %d of %d acknowledged entries", n, len(m.keys))
+		}
+	})
+}
