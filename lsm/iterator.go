@@ -69,11 +69,11 @@ func (d *DB) newIterAt(o *IterOptions, seqLimit base.SeqNum) *Iterator {
 	a.mems = resize(a.mems, 1+len(rs.imm))
 	a.levels = resize(a.levels, nLevels)
 	children := a.children[:0]
-	a.mems[0].it.Init(rs.mem.skl)
+	a.mems[0].it.Init(rs.mem.index)
 	children = append(children, &a.mems[0])
 	for i := len(rs.imm) - 1; i >= 0; i-- {
 		m := &a.mems[len(rs.imm)-i]
-		m.it.Init(rs.imm[i].skl)
+		m.it.Init(rs.imm[i].index)
 		children = append(children, m)
 	}
 	li := 0

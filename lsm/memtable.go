@@ -11,12 +11,10 @@ import (
 
 // memTable is one arena B+tree plus the bookkeeping of its life: writers
 // reserve arena space under the commit mutex (so a batch never fails half
-// applied), apply without locks, and the flush waits until every writer that
-// reserved space has finished.
+// applied), apply through the index (each insert under its writer mutex),
+// and the flush waits until every writer that reserved space has finished.
 type memTable struct {
-	// skl is the index (named for the skiplist it replaced; read.go and
-	// iterator.go use the name).
-	skl   *arenabt.Tree
+	index *arenabt.Tree
 	arena *arenabt.Arena
 
 	// Guarded by DB.commitMu.
@@ -54,7 +52,7 @@ func newMemTable(buf []byte, recycle func([]byte)) (*memTable, error) {
 	// Reservations start above the empty tree and the index's fixed slack,
 	// so entries reserved at arenabt.MaxNodeSize each always fit (the bound
 	// is proved in arenabt's doc.go).
-	m := &memTable{skl: index, arena: arena, reserved: arena.Size() + arenabt.FixedOverhead, buf: buf, recycle: recycle}
+	m := &memTable{index: index, arena: arena, reserved: arena.Size() + arenabt.FixedOverhead, buf: buf, recycle: recycle}
 	m.refs.Store(1)
 	return m, nil
 }
@@ -99,7 +97,7 @@ func (m *memTable) apply(data []byte, seq base.SeqNum, st *batchState, partition
 			return nil
 		}
 		st.ikeyBuf = base.AppendInternalKey(st.ikeyBuf[:0], key, seq, kind)
-		if err := m.skl.AddWith(st.inserterFor(partition, key), st.ikeyBuf, value); err != nil {
+		if err := m.index.AddWith(st.inserterFor(partition, key), st.ikeyBuf, value); err != nil {
 			return fmt.Errorf("lsm: memtable insert of %s: %w", base.FormatKey(st.ikeyBuf), err)
 		}
 		seq++
@@ -117,7 +115,7 @@ func (m *memTable) waitWriters() {
 	}
 }
 
-func (m *memTable) empty() bool { return m.skl.Empty() }
+func (m *memTable) empty() bool { return m.index.Empty() }
 
 // memIter adapts an arenabt.Iterator to base.InternalIterator.
 type memIter struct {
@@ -126,7 +124,7 @@ type memIter struct {
 
 func (m *memTable) newIter() *memIter {
 	mi := &memIter{}
-	mi.it.Init(m.skl)
+	mi.it.Init(m.index)
 	return mi
 }
 

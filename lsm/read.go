@@ -34,11 +34,11 @@ func (d *DB) getAt(key []byte, seqLimit base.SeqNum) ([]byte, io.Closer, error) 
 	if rs == nil {
 		return nil, nil, ErrClosed
 	}
-	if v, kind, found := rs.mem.skl.Get(key, seqLimit); found {
+	if v, kind, found := rs.mem.index.Get(key, seqLimit); found {
 		return d.getResult(rs, v, kind)
 	}
 	for i := len(rs.imm) - 1; i >= 0; i-- {
-		if v, kind, found := rs.imm[i].skl.Get(key, seqLimit); found {
+		if v, kind, found := rs.imm[i].index.Get(key, seqLimit); found {
 			return d.getResult(rs, v, kind)
 		}
 	}
